@@ -1,0 +1,157 @@
+// The per-step view (CSR, -1 padded slot lists, block table) written by one kernel.
+//
+// One block per sequence. Every block first checks the whole batch (a batch is at most a few
+// hundred sequences, so this costs less than a second launch), so either all blocks write or none
+// does; block b then finds its CSR offset by summing the counts of the sequences before it.
+#include <cub/block/block_reduce.cuh>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "detail/common.cuh"
+#include "lsa/cuda/view_builder.hpp"
+#include "lsa/status.hpp"
+
+namespace lsa::cuda {
+namespace detail {
+namespace {
+
+constexpr int kViewThreads = 256;
+
+struct ViewArgs {
+  DeviceBatchTable table;
+  int64_t page_tokens;
+  ViewBuffers view;
+  int32_t* status;
+  int32_t status_ok;
+  int32_t status_too_small;
+  int32_t status_invalid;
+};
+
+struct Check {
+  int64_t nnz;     // resident pages of the whole batch
+  int64_t before;  // resident pages of the sequences before this block's
+  int32_t bad;     // 1: a buffer is too small
+};
+
+struct CheckSum {
+  __device__ Check operator()(const Check& a, const Check& b) const {
+    return {a.nnz + b.nnz, a.before + b.before, a.bad | b.bad};
+  }
+};
+
+__global__ void __launch_bounds__(kViewThreads) build_view_kernel(ViewArgs a) {
+  using Reduce = cub::BlockReduce<Check, kViewThreads>;
+  __shared__ typename Reduce::TempStorage reduce;
+  __shared__ Check total;
+  __shared__ int32_t invalid;
+  const DeviceBatchTable& t = a.table;
+  const ViewBuffers& v = a.view;
+  const int tid = static_cast<int>(threadIdx.x);
+  const int b = static_cast<int>(blockIdx.x);
+  const bool csr = v.indptr != nullptr;
+
+  Check mine{0, 0, 0};
+  for (int r = tid; r < t.num_batch; r += kViewThreads) {
+    const int64_t count = t.d_resident_offsets[r + 1] - t.d_resident_offsets[r];
+    const int64_t pages = (t.d_num_tokens[r] + a.page_tokens - 1) / a.page_tokens;
+    mine.nnz += count;
+    mine.before += r < b ? count : 0;
+    if (v.block_table != nullptr && pages > v.block_table_width) mine.bad = 1;
+    if (v.slot_lists != nullptr && count > v.slot_list_width) mine.bad = 1;
+  }
+  const Check sum = Reduce(reduce).Reduce(mine, CheckSum());
+  if (tid == 0) {
+    total = sum;
+    if (csr && sum.nnz > v.indices_capacity) total.bad = 1;
+    invalid = 0;
+  }
+  __syncthreads();
+  if (total.bad != 0) {
+    if (b == 0 && tid == 0) *a.status = a.status_too_small;
+    return;
+  }
+
+  if (b < t.num_batch) {
+    const int32_t begin = t.d_resident_offsets[b];
+    const int32_t count = t.d_resident_offsets[b + 1] - begin;
+    const int32_t* pages = t.d_resident_pages + begin;
+    const int32_t* slots = t.d_page_slots + b * t.page_slots_stride;
+    const int64_t num_tokens = t.d_num_tokens[b];
+    const int64_t num_pages = (num_tokens + a.page_tokens - 1) / a.page_tokens;
+    for (int i = tid; i < count; i += kViewThreads) {
+      const int32_t p = pages[i];
+      const bool in_range = p >= 0 && p < num_pages && p < t.page_slots_stride;
+      if (!in_range) invalid = 1;
+      const int32_t slot = in_range ? slots[p] : -1;
+      if (csr) v.indices[total.before + i] = slot;
+      if (v.slot_lists != nullptr) v.slot_lists[int64_t{b} * v.slot_list_width + i] = slot;
+    }
+    if (v.slot_lists != nullptr) {
+      for (int i = count + tid; i < v.slot_list_width; i += kViewThreads) {
+        v.slot_lists[int64_t{b} * v.slot_list_width + i] = -1;
+      }
+    }
+    if (v.block_table != nullptr) {
+      int32_t* row = v.block_table + int64_t{b} * v.block_table_width;
+      for (int i = tid; i < v.block_table_width; i += kViewThreads) row[i] = -1;
+      __syncthreads();  // the -1 fill lands before the resident entries (same block)
+      for (int i = tid; i < count; i += kViewThreads) {
+        const int32_t p = pages[i];
+        if (p >= 0 && p < num_pages && p < t.page_slots_stride) row[p] = slots[p];
+      }
+    }
+    if (csr && tid == 0) {
+      v.indptr[b] = static_cast<int32_t>(total.before);
+      v.last_page_len[b] =
+          num_tokens == 0 ? 0 : static_cast<int32_t>(num_tokens - (num_pages - 1) * a.page_tokens);
+    }
+  }
+  if (csr) {
+    const int64_t stride = int64_t{gridDim.x} * kViewThreads;
+    for (int64_t i = total.nnz + int64_t{b} * kViewThreads + tid; i < v.indices_capacity; i += stride) {
+      v.indices[i] = -1;
+    }
+    if (b == 0 && tid == 0) v.indptr[t.num_batch] = static_cast<int32_t>(total.nnz);
+  }
+  __syncthreads();
+  if (invalid != 0 && tid == 0) {
+    *a.status = a.status_invalid;
+  } else if (b == 0 && tid == 0) {
+    atomicCAS(a.status, -1, a.status_ok);  // an invalid row of another block may have written
+  }
+}
+
+}  // namespace
+}  // namespace detail
+
+CudaError build_view(const DeviceBatchTable& table, Chunker chunker, const ViewBuffers& view,
+                     int32_t* d_status, Stream stream) noexcept {
+  using namespace detail;
+  const bool any_csr = view.indptr != nullptr || view.indices != nullptr || view.last_page_len != nullptr;
+  const bool csr = view.indptr != nullptr && view.indices != nullptr && view.last_page_len != nullptr;
+  if ((any_csr && !csr) || d_status == nullptr || table.num_batch < 0 || chunker.chunk_tokens() < 1 ||
+      chunker.page_chunks() < 1 || view.indices_capacity < 0 || view.slot_list_width < 0 ||
+      view.block_table_width < 0) {
+    return CudaError::kInvalidValue;
+  }
+  if (table.num_batch > 0 &&
+      (table.d_resident_offsets == nullptr || table.d_num_tokens == nullptr ||
+       table.d_resident_pages == nullptr || table.d_page_slots == nullptr)) {
+    return CudaError::kInvalidValue;
+  }
+  ViewArgs args{table,
+                chunker.page_tokens(),
+                view,
+                d_status,
+                static_cast<int32_t>(Status::kOk),
+                static_cast<int32_t>(Status::kBufferTooSmall),
+                static_cast<int32_t>(Status::kInvalidArgument)};
+  // The status starts unknown (-1) so that an invalid row reported by any block is not overwritten.
+  LSA_CUDA_TRY(cudaMemsetAsync(d_status, 0xFF, sizeof(int32_t), stream));
+  const int blocks = table.num_batch > 0 ? table.num_batch : 1;
+  build_view_kernel<<<static_cast<unsigned>(blocks), kViewThreads, 0, stream>>>(args);
+  return launch_error();
+}
+
+}  // namespace lsa::cuda

@@ -1,0 +1,8 @@
+// Umbrella header of the CUDA backend (link lsa::cuda); compiles without CUDA headers.
+#pragma once
+
+#include "lsa/cuda/cuda_error.hpp"
+#include "lsa/cuda/lightning.hpp"
+#include "lsa/cuda/page_selection.hpp"
+#include "lsa/cuda/page_stats.hpp"
+#include "lsa/cuda/view_builder.hpp"

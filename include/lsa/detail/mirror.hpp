@@ -1,0 +1,130 @@
+// The slow tier: every sealed page byte-exact, in memory arenas or in a file (pwrite/pread).
+#pragma once
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "lsa/status.hpp"
+
+namespace lsa::detail {
+
+/// Page-sized cells of the slow tier, addressed by a mirror index; freed cells are reused.
+class Mirror {
+ public:
+  /// In-memory mirror when `path` is empty, else a file created (truncated) at `path`.
+  /// Throws lsa::Error-compatible std::runtime_error text via `open_error()` check by the caller.
+  Mirror(int64_t page_bytes, const std::string& path) : page_bytes_(page_bytes) {
+    pages_per_block_ = std::max<int64_t>(1, kBlockBytes / page_bytes_);
+    if (!path.empty()) {
+      fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+      if (fd_ < 0) open_errno_ = errno;
+    }
+  }
+  ~Mirror() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Mirror(const Mirror&) = delete;
+  Mirror& operator=(const Mirror&) = delete;
+
+  /// errno of a failed file open, 0 when the mirror is usable.
+  int open_errno() const noexcept { return open_errno_; }
+  /// True when pages live in a file.
+  bool file_backed() const noexcept { return fd_ >= 0; }
+  /// Cells in use.
+  int64_t used() const noexcept { return next_ - static_cast<int64_t>(free_.size()); }
+
+  /// Reserves capacity so that `cells` cells can be allocated without growing bookkeeping.
+  Status reserve(int64_t cells) noexcept {
+    try {
+      free_.reserve(static_cast<size_t>(cells));
+      blocks_.reserve(static_cast<size_t>(cells / pages_per_block_ + 1));
+    } catch (const std::bad_alloc&) {
+      return Status::kOutOfMemory;
+    }
+    return Status::kOk;
+  }
+
+  /// A free cell (grows the arena or the file as needed); -1 on allocation failure.
+  int64_t allocate() noexcept {
+    if (!free_.empty()) {
+      const int64_t cell = free_.back();
+      free_.pop_back();
+      return cell;
+    }
+    if (fd_ < 0 && next_ == static_cast<int64_t>(blocks_.size()) * pages_per_block_) {
+      try {
+        blocks_.emplace_back(new (std::align_val_t{64})
+                                 std::byte[static_cast<size_t>(pages_per_block_ * page_bytes_)]);
+      } catch (const std::bad_alloc&) {
+        return -1;
+      }
+    }
+    return next_++;
+  }
+
+  /// Returns a cell for reuse.
+  void release(int64_t cell) noexcept { free_.push_back(cell); }
+
+  /// Writes one page into `cell`.
+  Status write(int64_t cell, const std::byte* src) noexcept {
+    if (fd_ < 0) {
+      std::memcpy(const_cast<std::byte*>(memory(cell)), src, static_cast<size_t>(page_bytes_));
+      return Status::kOk;
+    }
+    return io(cell, const_cast<std::byte*>(src), /*writing=*/true);
+  }
+
+  /// Reads one page from `cell`; safe from a worker thread concurrently with writes of other cells.
+  Status read(int64_t cell, std::byte* dst) const noexcept {
+    if (fd_ < 0) {
+      std::memcpy(dst, memory(cell), static_cast<size_t>(page_bytes_));
+      return Status::kOk;
+    }
+    return io(cell, dst, /*writing=*/false);
+  }
+
+  /// Address of an in-memory cell (nullptr for a file-backed mirror).
+  const std::byte* memory(int64_t cell) const noexcept {
+    if (fd_ >= 0) return nullptr;
+    return blocks_[cell / pages_per_block_].get() + (cell % pages_per_block_) * page_bytes_;
+  }
+
+ private:
+  struct AlignedDelete {
+    void operator()(std::byte* p) const noexcept { ::operator delete[](p, std::align_val_t{64}); }
+  };
+  static constexpr int64_t kBlockBytes = int64_t{64} << 20;
+
+  Status io(int64_t cell, std::byte* buf, bool writing) const noexcept {
+    int64_t done = 0;
+    while (done < page_bytes_) {
+      const off_t at = static_cast<off_t>(cell * page_bytes_ + done);
+      const size_t n = static_cast<size_t>(page_bytes_ - done);
+      const ssize_t r =
+          writing ? ::pwrite(fd_, buf + done, n, at) : ::pread(fd_, buf + done, n, at);
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) return Status::kIoError;
+      done += r;
+    }
+    return Status::kOk;
+  }
+
+  int64_t page_bytes_;
+  int64_t pages_per_block_ = 1;
+  int fd_ = -1;
+  int open_errno_ = 0;
+  int64_t next_ = 0;
+  std::vector<int64_t> free_;
+  std::vector<std::unique_ptr<std::byte[], AlignedDelete>> blocks_;
+};
+
+}  // namespace lsa::detail

@@ -1,0 +1,729 @@
+// SparseKVCache: the engine-facing object. Sequences, appends, per-step views, refreshes.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <new>
+#include <span>
+#include <unordered_map>
+#include <vector>
+
+#include "lsa/cache_config.hpp"
+#include "lsa/chunker.hpp"
+#include "lsa/detail/recall_worker.hpp"
+#include "lsa/host_store.hpp"
+#include "lsa/lookahead_policy.hpp"
+#include "lsa/scorer_concept.hpp"
+#include "lsa/scorers/lightning_scorer.hpp"
+#include "lsa/stats.hpp"
+#include "lsa/status.hpp"
+#include "lsa/types.hpp"
+#include "lsa/view.hpp"
+
+namespace lsa {
+
+/// Sparse KV cache over a chunker, an index scorer, a lookahead policy and a KV store.
+///
+/// Threading: one engine thread calls the cache; in RecallMode::kAsync a private worker thread
+/// copies recalled pages. Every noexcept call that returns a Status other than kOk left the cache
+/// as it was (docs/api-contract.md).
+template <ChunkerLike ChunkerT = Chunker, IndexScorer ScorerT = LightningScorer,
+          LookaheadPolicyLike PolicyT = LookaheadPolicy, class StoreT = HostStore>
+class SparseKVCache {
+ public:
+  /// Validates `config` (throws lsa::Error naming the field) and allocates reserve and mirror.
+  explicit SparseKVCache(const CacheConfig& config)
+      : config_(checked(config)),
+        chunker_(config.chunk_tokens, config.page_chunks),
+        scorer_(config.scorer, config.chunk_tokens),
+        policy_(config.policy, Chunker(config.chunk_tokens, config.page_chunks)),
+        store_(config) {
+    sequences_.reserve(static_cast<size_t>(config.max_sequences));
+    batch_.reserve(static_cast<size_t>(config.max_sequences));
+  }
+
+  ~SparseKVCache() {
+    for (auto& [id, seq] : sequences_) wait_pending(seq);
+  }
+  SparseKVCache(const SparseKVCache&) = delete;
+  SparseKVCache& operator=(const SparseKVCache&) = delete;
+
+  // ---- sequence lifecycle -------------------------------------------------------------------
+
+  /// Starts an empty sequence.
+  [[nodiscard]] Status add(SeqId id) noexcept {
+    if (sequences_.contains(id)) return Status::kDuplicateSequence;
+    if (static_cast<int32_t>(sequences_.size()) >= config_.max_sequences) {
+      return Status::kTooManySequences;
+    }
+    try {
+      Sequence& seq = sequences_.emplace(id, Sequence{}).first->second;
+      seq.id = id;
+      seq.ticket = std::make_unique<detail::RecallTicket>();
+    } catch (const std::bad_alloc&) {
+      sequences_.erase(id);
+      return Status::kOutOfMemory;
+    }
+    return Status::kOk;
+  }
+
+  /// Appends `num_tokens` tokens; out[i] receives where token i's KV goes (slot, offset).
+  /// `keys` holds the scorer's rows for them (one per token, or one per chunk they complete).
+  /// With `kv` ([num_tokens][num_layers][bytes_per_token_per_layer]) lsa writes the KV itself;
+  /// otherwise the engine writes it before its next append/commit/truncate/fork of this sequence.
+  [[nodiscard]] Status append(SeqId id, int32_t num_tokens, KeyRows keys, std::span<TokenSlot> out,
+                              const std::byte* kv = nullptr) noexcept {
+    Sequence* seq = find(id);
+    if (seq == nullptr) return Status::kUnknownSequence;
+    if (num_tokens < 0) return Status::kInvalidArgument;
+    if (num_tokens > config_.max_tokens - seq->num_tokens) return Status::kOutOfRange;
+    if (static_cast<int64_t>(out.size()) < num_tokens) return Status::kBufferTooSmall;
+    const int64_t old_len = seq->num_tokens;
+    const int64_t new_len = old_len + num_tokens;
+    const bool was_fitting = policy_.fits(old_len);
+    const int64_t expected_rows = ScorerT::kGranularity == KeyGranularity::kToken
+                                      ? num_tokens
+                                      : chunker_.num_full_chunks(new_len) - chunker_.num_full_chunks(old_len);
+    if (keys.num_rows != expected_rows || (expected_rows > 0 && keys.data == nullptr)) {
+      return Status::kInvalidArgument;
+    }
+    if (Status s = scorer_.check_keys(keys); s != Status::kOk) return s;
+    if (Status s = commit_all(*seq); s != Status::kOk) return s;
+
+    const int64_t new_pages = chunker_.num_pages(new_len) - chunker_.num_pages(old_len);
+    if (new_pages > store_.available_slots()) return Status::kCapacityExceeded;
+    try {
+      seq->pages.reserve(static_cast<size_t>(chunker_.num_pages(new_len)));
+      seq->resident.reserve(seq->resident.size() + static_cast<size_t>(new_pages));
+      if (seq->pending_active) seq->pending.reserve(seq->pending.size() + static_cast<size_t>(new_pages));
+      if (Status s = store_.reserve_pages(new_pages); s != Status::kOk) return s;
+      scorer_.append(seq->index, keys);
+    } catch (const std::bad_alloc&) {
+      return Status::kOutOfMemory;
+    }
+    for (int64_t p = 0; p < new_pages; ++p) {
+      const PageId page = store_.create_page();  // cannot fail: records reserved above
+      store_.take_slot(page);
+      store_.pin(page);
+      seq->pages.push_back(page);
+      const auto logical = static_cast<int32_t>(seq->pages.size() - 1);
+      seq->resident.push_back(logical);
+      if (seq->pending_active) {
+        store_.pin(page);  // one pin per set that lists it
+        seq->pending.push_back(logical);
+      }
+    }
+    for (int32_t i = 0; i < num_tokens; ++i) {
+      const int64_t t = old_len + i;
+      out[i] = {store_.slot_of(seq->pages[chunker_.page_of_token(t)]), chunker_.offset_in_page(t)};
+    }
+    seq->num_tokens = new_len;
+    if (kv != nullptr) {
+      write_kv(*seq, old_len, num_tokens, kv);
+      seq->committed_tokens = new_len;
+      // Sealing cannot lose data: on failure the pages stay resident, pinned and unsealed.
+      (void)seal_full_pages(*seq);
+    }
+    shrink_to_policy(*seq, was_fitting);
+    return Status::kOk;
+  }
+
+  /// Declares that the engine has written the KV of every token appended so far.
+  [[nodiscard]] Status commit(SeqId id) noexcept {
+    Sequence* seq = find(id);
+    if (seq == nullptr) return Status::kUnknownSequence;
+    return commit_all(*seq);
+  }
+
+  /// Removes tokens [num_tokens, length) (llama.cpp seq_rm(id, num_tokens, -1)).
+  [[nodiscard]] Status truncate(SeqId id, int64_t num_tokens) noexcept {
+    Sequence* seq = find(id);
+    if (seq == nullptr) return Status::kUnknownSequence;
+    if (num_tokens < 0 || num_tokens > seq->num_tokens) return Status::kOutOfRange;
+    if (num_tokens == seq->num_tokens) return Status::kOk;
+    settle_pending(*seq);
+    if (Status s = commit_all(*seq); s != Status::kOk) return s;
+
+    // Plan: pages the new forced set needs that are not resident, and a private tail to write into.
+    const int64_t kept_pages = chunker_.num_pages(num_tokens);
+    const bool partial_tail = num_tokens % chunker_.page_tokens() != 0;
+    const PageId tail = partial_tail ? seq->pages[kept_pages - 1] : -1;
+    const bool copy_tail = partial_tail && store_.refs(tail) > 1;
+    const ForcedPages f = policy_.forced(num_tokens, num_tokens / chunker_.page_tokens());
+    std::vector<std::byte> tail_bytes;
+    std::vector<int32_t> joining;  // forced pages of the shorter history that are not resident
+    try {
+      if (copy_tail) tail_bytes.resize(static_cast<size_t>(store_.page_bytes()));
+      if (copy_tail && store_.reserve_pages(1) != Status::kOk) return Status::kOutOfMemory;
+      seq->resident.reserve(static_cast<size_t>(kept_pages));
+      for (int64_t p = 0; p < f.num_pages; ++p) {
+        const bool replaced = copy_tail && p == kept_pages - 1;
+        const bool wanted = policy_.fits(num_tokens) || f.contains(p);
+        if (wanted && !replaced && !is_resident(*seq, p)) joining.push_back(static_cast<int32_t>(p));
+      }
+    } catch (const std::bad_alloc&) {
+      return Status::kOutOfMemory;
+    }
+    // Slots: one per joining page without a slot, plus the private tail; pinning a cached page
+    // takes it off the eviction list. Slots of dropped pages are not counted (conservative).
+    int64_t needed = copy_tail ? 1 : 0;
+    int64_t cached_unpinned = 0;
+    for (int32_t p : joining) {
+      const PageId page = seq->pages[p];
+      needed += store_.slot_of(page) < 0;
+      cached_unpinned += store_.slot_of(page) >= 0 && store_.pins(page) == 0;
+    }
+    if (needed > store_.available_slots() - cached_unpinned) return Status::kCapacityExceeded;
+    if (copy_tail) {
+      if (Status s = store_.read_page(tail, tail_bytes.data()); s != Status::kOk) return s;
+    }
+    // Pin joining pages, recalling the missing ones; an I/O failure unpins them all again.
+    for (int32_t p : joining) {
+      const int32_t slot = store_.slot_of(seq->pages[p]);
+      if (slot < 0) continue;
+      store_.pin(seq->pages[p]);
+      store_.wait_copies(store_.slot_job(slot));  // another sequence's recall may still be copying it
+    }
+    for (size_t i = 0; i < joining.size(); ++i) {
+      const PageId page = seq->pages[joining[i]];
+      if (store_.slot_of(page) >= 0 && store_.pins(page) > 0) continue;
+      store_.pin(page);
+      if (Status s = store_.recall_sync(page); s != Status::kOk) {
+        for (int32_t p : joining) {
+          if (store_.slot_of(seq->pages[p]) >= 0 || seq->pages[p] == page) store_.unpin(seq->pages[p]);
+        }
+        return s;
+      }
+    }
+
+    // Apply: drop pages past the end, list the joining pages, give the tail a private page.
+    std::erase_if(seq->resident, [&](int32_t p) {
+      if (p < kept_pages) return false;
+      store_.unpin(seq->pages[p]);
+      return true;
+    });
+    for (int64_t p = kept_pages; p < static_cast<int64_t>(seq->pages.size()); ++p) {
+      store_.release(seq->pages[p]);
+    }
+    seq->pages.resize(static_cast<size_t>(kept_pages));
+    for (int32_t p : joining) {
+      seq->resident.insert(std::upper_bound(seq->resident.begin(), seq->resident.end(), p), p);
+    }
+    if (copy_tail) {
+      const PageId fresh = store_.create_page();
+      store_.take_slot(fresh);
+      store_.pin(fresh);
+      std::memcpy(store_.slot_data(store_.slot_of(fresh)), tail_bytes.data(), tail_bytes.size());
+      const auto last = static_cast<int32_t>(kept_pages - 1);
+      if (is_resident(*seq, last)) {
+        store_.unpin(tail);
+      } else {
+        seq->resident.insert(std::upper_bound(seq->resident.begin(), seq->resident.end(), last), last);
+      }
+      store_.release(tail);
+      seq->pages[last] = fresh;
+    } else if (partial_tail) {
+      store_.unseal(tail);
+    }
+    seq->num_tokens = num_tokens;
+    seq->committed_tokens = num_tokens;
+    seq->num_sealed = std::min<int64_t>(seq->num_sealed, num_tokens / chunker_.page_tokens());
+    std::erase_if(seq->chosen, [&](int32_t p) { return p >= kept_pages; });
+    seq->suffix_begin = f.suffix_begin;
+    scorer_.truncate(seq->index, num_tokens);
+    seq->steps_to_refresh = 0;
+    return Status::kOk;
+  }
+
+  /// Starts sequence `dst` as a copy of `src`: full pages are shared, the partial tail is copied.
+  [[nodiscard]] Status fork(SeqId src, SeqId dst) noexcept {
+    Sequence* parent = find(src);
+    if (parent == nullptr) return Status::kUnknownSequence;
+    if (sequences_.contains(dst)) return Status::kDuplicateSequence;
+    if (static_cast<int32_t>(sequences_.size()) >= config_.max_sequences) {
+      return Status::kTooManySequences;
+    }
+    settle_pending(*parent);
+    if (Status s = commit_all(*parent); s != Status::kOk) return s;
+    const bool partial_tail = parent->num_tokens % chunker_.page_tokens() != 0;
+    if (partial_tail && store_.available_slots() < 1) return Status::kCapacityExceeded;
+    Sequence* child = nullptr;
+    try {
+      if (Status s = store_.reserve_pages(1); s != Status::kOk) return s;
+      Sequence copy;
+      copy.num_tokens = parent->num_tokens;
+      copy.committed_tokens = parent->committed_tokens;
+      copy.num_sealed = parent->num_sealed;
+      copy.pages = parent->pages;
+      copy.resident = parent->resident;
+      copy.index = parent->index;
+      copy.id = dst;
+      copy.ticket = std::make_unique<detail::RecallTicket>();
+      copy.pending.reserve(parent->pending.capacity());
+      copy.next.reserve(parent->next.capacity());
+      child = &sequences_.emplace(dst, std::move(copy)).first->second;
+    } catch (const std::bad_alloc&) {
+      return Status::kOutOfMemory;
+    }
+    for (PageId page : child->pages) store_.retain(page);
+    for (int32_t p : child->resident) store_.pin(child->pages[p]);
+    if (partial_tail) {
+      const int64_t last = static_cast<int64_t>(child->pages.size()) - 1;
+      const PageId shared = child->pages[last];
+      const PageId fresh = store_.create_page();
+      store_.take_slot(fresh);
+      store_.pin(fresh);
+      std::memcpy(store_.slot_data(store_.slot_of(fresh)), store_.slot_data(store_.slot_of(shared)),
+                  static_cast<size_t>(store_.page_bytes()));
+      store_.unpin(shared);
+      store_.release(shared);
+      child->pages[last] = fresh;
+    }
+    child->steps_to_refresh = 0;
+    return Status::kOk;
+  }
+
+  /// Ends a sequence and releases everything it holds, exactly once.
+  [[nodiscard]] Status remove(SeqId id) noexcept {
+    auto it = sequences_.find(id);
+    if (it == sequences_.end()) return Status::kUnknownSequence;
+    Sequence& seq = it->second;
+    settle_pending(seq);
+    for (int32_t p : seq.resident) store_.unpin(seq.pages[p]);
+    for (PageId page : seq.pages) store_.release(page);
+    sequences_.erase(it);
+    return Status::kOk;
+  }
+
+  // ---- per decode step ----------------------------------------------------------------------
+
+  /// True when the next step() refreshes `id` and needs its query.
+  bool refresh_due(SeqId id) const noexcept {
+    const Sequence* seq = find(id);
+    return seq != nullptr && due(*seq) && !seq->pending_active && !policy_.fits(seq->num_tokens);
+  }
+
+  /// One decode step for a batch: refreshes sequences that are due (their query must be in
+  /// `queries[b]`; others may pass an empty Query or no queries at all) and writes the view.
+  [[nodiscard]] Status step(std::span<const SeqId> batch, std::span<const Query> queries,
+                            const ViewBuffers& view) noexcept {
+    const auto num_batch = static_cast<int64_t>(batch.size());
+    if (!queries.empty() && static_cast<int64_t>(queries.size()) != num_batch) {
+      return Status::kInvalidArgument;
+    }
+    const bool csr = view.indptr != nullptr || view.indices != nullptr || view.last_page_len != nullptr;
+    if (csr && (view.indptr == nullptr || view.indices == nullptr || view.last_page_len == nullptr)) {
+      return Status::kInvalidArgument;
+    }
+    // Validate everything and compute refreshes into per-sequence scratch; nothing changes yet.
+    ++epoch_;
+    if (num_batch > config_.max_sequences) return Status::kInvalidArgument;
+    batch_.clear();
+    int64_t nnz = 0;
+    for (int64_t b = 0; b < num_batch; ++b) {
+      Sequence* seq = find(batch[b]);
+      if (seq == nullptr) return Status::kUnknownSequence;
+      if (seq->epoch == epoch_) return Status::kDuplicateSequence;
+      seq->epoch = epoch_;
+      batch_.push_back(seq);
+      seq->refresh_now = due(*seq) && !policy_.fits(seq->num_tokens) && !seq->pending_active;
+      // Decided once: the buffer checks below and the commit must agree on the listed set.
+      seq->swap_now = seq->pending_active && store_.copies_done(seq->ready_at);
+      if (seq->refresh_now) {
+        if (queries.empty()) return Status::kInvalidArgument;
+        if (Status s = scorer_.check_query(queries[b]); s != Status::kOk) return s;
+      }
+      const int64_t pages = chunker_.num_pages(seq->num_tokens);
+      if (view.block_table != nullptr && pages > view.block_table_width) return Status::kBufferTooSmall;
+    }
+    for (int64_t b = 0; b < num_batch; ++b) {
+      Sequence& seq = *batch_[b];
+      if (seq.refresh_now) {
+        if (Status s = plan_refresh(seq, queries[b]); s != Status::kOk) return s;
+      }
+      const int64_t listed = static_cast<int64_t>(view_set(seq).size());
+      if (view.slot_lists != nullptr && listed > view.slot_list_width) return Status::kBufferTooSmall;
+      nnz += listed;
+    }
+    if (csr && nnz > view.indices_capacity) return Status::kBufferTooSmall;
+
+    // Commit: swap in finished async sets, apply refreshes, advance refresh clocks.
+    for (Sequence* seq : batch_) {
+      if (seq->swap_now) finish_pending(*seq);
+      if (seq->refresh_now) apply_refresh(*seq);
+      if (seq->refresh_now || (due(*seq) && policy_.fits(seq->num_tokens))) {
+        seq->steps_to_refresh =
+            seq->refreshed_once ? policy_.interval() : policy_.first_interval(seq->id);
+        seq->refreshed_once = true;
+      }
+      if (!due(*seq)) --seq->steps_to_refresh;
+    }
+    write_view(view);
+    return Status::kOk;
+  }
+
+  // ---- inspection ---------------------------------------------------------------------------
+
+  /// True when `id` is a live sequence.
+  bool contains(SeqId id) const noexcept { return find(id) != nullptr; }
+  /// Tokens in a sequence (0 when unknown).
+  int64_t length(SeqId id) const noexcept {
+    const Sequence* seq = find(id);
+    return seq == nullptr ? 0 : seq->num_tokens;
+  }
+  /// Current resident set of a sequence: ascending logical pages (empty when unknown).
+  std::span<const int32_t> resident_pages(SeqId id) const noexcept {
+    const Sequence* seq = find(id);
+    return seq == nullptr ? std::span<const int32_t>{} : std::span<const int32_t>(seq->resident);
+  }
+  /// Reserve slot of a logical page, -1 when it is not resident (or unknown).
+  int32_t slot_of(SeqId id, int64_t page) const noexcept {
+    const Sequence* seq = find(id);
+    if (seq == nullptr || page < 0 || page >= static_cast<int64_t>(seq->pages.size())) return -1;
+    return store_.slot_of(seq->pages[page]);
+  }
+  /// Copies the KV bytes of token `t` of layer `layer` (from its slot or the mirror) into `dst`.
+  [[nodiscard]] Status read_token(SeqId id, int64_t t, int32_t layer, std::byte* dst) const noexcept {
+    const Sequence* seq = find(id);
+    if (seq == nullptr) return Status::kUnknownSequence;
+    if (t < 0 || t >= seq->num_tokens || layer < 0 || layer >= config_.num_layers) {
+      return Status::kOutOfRange;
+    }
+    const PageId page = seq->pages[chunker_.page_of_token(t)];
+    const int64_t at = layer * config_.bytes_per_page_per_layer() +
+                       chunker_.offset_in_page(t) * config_.bytes_per_token_per_layer;
+    if (store_.slot_of(page) >= 0 && store_.slot_ready(store_.slot_of(page))) {
+      std::memcpy(dst, store_.slot_data(store_.slot_of(page)) + at,
+                  static_cast<size_t>(config_.bytes_per_token_per_layer));
+      return Status::kOk;
+    }
+    try {
+      std::vector<std::byte> page_bytes(static_cast<size_t>(store_.page_bytes()));
+      if (Status s = store_.read_page(page, page_bytes.data()); s != Status::kOk) return s;
+      std::memcpy(dst, page_bytes.data() + at, static_cast<size_t>(config_.bytes_per_token_per_layer));
+    } catch (const std::bad_alloc&) {
+      return Status::kOutOfMemory;
+    }
+    return Status::kOk;
+  }
+  /// Address of token `offset`, layer `layer` inside reserve slot `slot` (where append's KV goes).
+  std::byte* token_kv(int32_t slot, int32_t layer, int32_t offset) noexcept {
+    return store_.slot_data(slot) + layer * config_.bytes_per_page_per_layer() +
+           int64_t{offset} * config_.bytes_per_token_per_layer;
+  }
+  /// Counters and occupancy.
+  Stats stats() const noexcept {
+    Stats s;
+    s.live_sequences = static_cast<int64_t>(sequences_.size());
+    for (const auto& [id, seq] : sequences_) {
+      s.total_pages += static_cast<int64_t>(seq.pages.size());
+      s.resident_pages += static_cast<int64_t>(seq.resident.size());
+    }
+    s.resident_fraction = s.total_pages == 0 ? 1.0 : double(s.resident_pages) / double(s.total_pages);
+    s.reserve_slots_used = occupied_slots();
+    s.mirror_pages = store_.mirror_pages();
+    s.refreshes = refreshes_;
+    s.recalled_pages = store_.counters().recalled_pages;
+    s.recalled_bytes = s.recalled_pages * store_.page_bytes();
+    s.sealed_pages = store_.counters().sealed_pages;
+    s.evictions = store_.counters().evictions;
+    s.capacity_refusals = capacity_refusals_;
+    s.recall_errors = recall_errors_;
+    return s;
+  }
+  /// The configuration.
+  const CacheConfig& config() const noexcept { return config_; }
+  /// The store (reserve memory for the engine's attention kernel: store().reserve()).
+  StoreT& store() noexcept { return store_; }
+  /// The store.
+  const StoreT& store() const noexcept { return store_; }
+
+ private:
+  struct Sequence {
+    SeqId id = 0;
+    int64_t num_tokens = 0;
+    int64_t committed_tokens = 0;   // tokens whose KV the engine has written
+    int64_t num_sealed = 0;         // pages [0, num_sealed) are in the mirror
+    std::vector<PageId> pages;      // logical page -> page record
+    std::vector<int32_t> resident;  // ascending logical pages, each pinned once
+    typename ScorerT::Index index;
+    int32_t steps_to_refresh = 0;   // <= 0: due
+    bool refreshed_once = false;
+    bool refresh_now = false;       // scratch of the current step
+    uint64_t epoch = 0;             // last step that listed this sequence
+    std::vector<int32_t> chosen;    // unforced pages the last refresh chose, ascending
+    int64_t suffix_begin = 0;       // forced suffix start when `resident` was last reconciled
+    std::vector<int32_t> next;      // scratch: the set a refresh chose
+    bool pending_active = false;    // async: `pending` is being recalled
+    bool swap_now = false;          // scratch of the current step: `pending` replaces `resident`
+    uint64_t ready_at = 0;          // async: worker job after which every page of `pending` is there
+    std::vector<int32_t> pending;   // async: set that serves once its copies finish
+    std::vector<int32_t> pending_chosen;  // async: `chosen` that comes with `pending`
+    std::unique_ptr<detail::RecallTicket> ticket;
+  };
+
+  static const CacheConfig& checked(const CacheConfig& c) {
+    validate(c);
+    return c;
+  }
+
+  Sequence* find(SeqId id) noexcept {
+    auto it = sequences_.find(id);
+    return it == sequences_.end() ? nullptr : &it->second;
+  }
+  const Sequence* find(SeqId id) const noexcept {
+    auto it = sequences_.find(id);
+    return it == sequences_.end() ? nullptr : &it->second;
+  }
+
+  static bool due(const Sequence& seq) noexcept { return seq.steps_to_refresh <= 0; }
+
+  bool is_resident(const Sequence& seq, int64_t page) const noexcept {
+    return std::binary_search(seq.resident.begin(), seq.resident.end(), static_cast<int32_t>(page));
+  }
+
+  int64_t occupied_slots() const noexcept {
+    int64_t n = 0;
+    for (int32_t slot = 0; slot < store_.num_slots(); ++slot) n += store_.page_in_slot(slot) >= 0;
+    return n;
+  }
+
+  // The set the view lists this step.
+  const std::vector<int32_t>& view_set(const Sequence& seq) const noexcept {
+    if (seq.refresh_now && !store_.async()) return seq.next;
+    if (seq.swap_now) return seq.pending;
+    return seq.resident;
+  }
+
+  ForcedPages forced_now(const Sequence& seq) const noexcept {
+    return policy_.forced(seq.num_tokens, seq.committed_tokens / chunker_.page_tokens());
+  }
+
+  // After the history grew: a history that fits keeps every page; otherwise pages that left the
+  // forced suffix and were not chosen by the last refresh leave the resident set (they stay in
+  // their slots, evictable, until someone needs the slot). Growing past the budget makes a
+  // refresh due at once, so the set is rescored rather than left at the forced pages.
+  void shrink_to_policy(Sequence& seq, bool was_fitting) noexcept {
+    if (policy_.fits(seq.num_tokens)) return;
+    const ForcedPages f = forced_now(seq);
+    auto leaves = [&](int32_t p) {
+      if (f.contains(p) || std::binary_search(seq.chosen.begin(), seq.chosen.end(), p)) return false;
+      store_.unpin(seq.pages[p]);
+      return true;
+    };
+    if (was_fitting) {
+      std::erase_if(seq.resident, leaves);
+      seq.steps_to_refresh = 0;
+    } else if (f.suffix_begin > seq.suffix_begin) {
+      // Only pages in [old suffix begin, new suffix begin) can have stopped being forced.
+      auto first = std::lower_bound(seq.resident.begin(), seq.resident.end(),
+                                    static_cast<int32_t>(seq.suffix_begin));
+      auto last = std::lower_bound(first, seq.resident.end(), static_cast<int32_t>(f.suffix_begin));
+      seq.resident.erase(std::remove_if(first, last, leaves), last);
+    }
+    seq.suffix_begin = f.suffix_begin;
+  }
+
+  // Seals full pages whose tokens are all committed.
+  Status seal_full_pages(Sequence& seq) noexcept {
+    const int64_t full = seq.committed_tokens / chunker_.page_tokens();
+    for (; seq.num_sealed < full; ++seq.num_sealed) {
+      if (Status s = store_.seal(seq.pages[seq.num_sealed]); s != Status::kOk) return s;
+    }
+    return Status::kOk;
+  }
+
+  Status commit_all(Sequence& seq) noexcept {
+    seq.committed_tokens = seq.num_tokens;
+    return seal_full_pages(seq);
+  }
+
+  void write_kv(Sequence& seq, int64_t first, int32_t num_tokens, const std::byte* kv) noexcept {
+    const int64_t bpt = config_.bytes_per_token_per_layer;
+    for (int32_t i = 0; i < num_tokens; ++i) {
+      const int64_t t = first + i;
+      const int32_t slot = store_.slot_of(seq.pages[chunker_.page_of_token(t)]);
+      for (int32_t layer = 0; layer < config_.num_layers; ++layer) {
+        std::memcpy(token_kv(slot, layer, chunker_.offset_in_page(t)),
+                    kv + (int64_t{i} * config_.num_layers + layer) * bpt, static_cast<size_t>(bpt));
+      }
+    }
+  }
+
+  // Scores and selects into seq.next (forced first, then best first); changes nothing else.
+  Status plan_refresh(Sequence& seq, const Query& query) noexcept {
+    try {
+      const int64_t chunks = scorer_.num_chunks(seq.index);
+      scores_.resize(static_cast<size_t>(chunks));
+      scorer_.score(seq.index, query, std::span<float>(scores_));
+      SelectionInput in;
+      in.scores = scores_;
+      in.num_tokens = seq.num_tokens;
+      in.first_uncommitted_page = seq.committed_tokens / chunker_.page_tokens();
+      in.resident_pages = seq.resident;
+      in.probabilities = ScorerT::kProbabilities;
+      policy_.select(in, scratch_, seq.next);
+      seq.pending.reserve(seq.next.size() + 8);
+    } catch (const std::bad_alloc&) {
+      return Status::kOutOfMemory;
+    }
+    return Status::kOk;
+  }
+
+  // Makes seq.next resident (sync) or starts recalling it (async); refuses what the reserve
+  // cannot hold, counting each refusal.
+  void apply_refresh(Sequence& seq) noexcept {
+    ++refreshes_;
+    std::vector<int32_t>& next = seq.next;
+    const bool async = store_.async();
+    if (!async) {
+      // Pages leaving the set become evictable first, so the new set can reuse their slots.
+      sorted_next_.assign(next.begin(), next.end());
+      std::sort(sorted_next_.begin(), sorted_next_.end());
+      for (int32_t p : seq.resident) {
+        if (!std::binary_search(sorted_next_.begin(), sorted_next_.end(), p)) store_.unpin(seq.pages[p]);
+      }
+    }
+    // `next` is forced pages first, then best first: when slots run out, the worst are refused.
+    size_t kept = 0;
+    for (const int32_t p : next) {
+      const PageId page = seq.pages[p];
+      if (is_resident(seq, p) && !async) {
+        next[kept++] = p;
+        continue;
+      }
+      if (store_.slot_of(page) >= 0) {
+        store_.pin(page);
+      } else if (store_.available_slots() == 0) {
+        ++capacity_refusals_;
+        continue;
+      } else if (async) {
+        seq.ticket->remaining.fetch_add(1, std::memory_order_relaxed);
+        store_.pin(page);
+        store_.recall_async(page, seq.ticket.get());
+      } else {
+        store_.pin(page);
+        if (store_.recall_sync(page) != Status::kOk) {
+          store_.unpin(page);
+          ++recall_errors_;
+          continue;
+        }
+      }
+      // A page found with a slot may still be copying for another sequence's recall: the set
+      // swaps in only after that copy (and every earlier one) too.
+      if (async) seq.ready_at = std::max(seq.ready_at, store_.slot_job(store_.slot_of(page)));
+      next[kept++] = p;
+    }
+    next.resize(kept);
+    std::sort(next.begin(), next.end());
+    const ForcedPages f = forced_now(seq);
+    std::vector<int32_t>& chosen = async ? seq.pending_chosen : seq.chosen;
+    chosen.clear();
+    for (int32_t p : next) {
+      if (!f.contains(p)) chosen.push_back(p);
+    }
+    if (!async) {
+      seq.resident.swap(next);
+    } else {
+      seq.pending.assign(next.begin(), next.end());
+      seq.pending_active = true;
+    }
+  }
+
+  // Async: the pending set's copies are done; it replaces the current set.
+  void finish_pending(Sequence& seq) noexcept {
+    seq.pending_active = false;
+    const int32_t failed = seq.ticket->failed.exchange(0, std::memory_order_relaxed);
+    if (failed != 0) {
+      // Some copies failed: keep the current set; the pending-only pages go back to the mirror.
+      recall_errors_ += failed;
+      for (int32_t p : seq.pending) {
+        const PageId page = seq.pages[p];
+        store_.unpin(page);
+        if (store_.pins(page) == 0 && store_.slot_of(page) >= 0) store_.drop_slot(page);
+      }
+      return;
+    }
+    for (int32_t p : seq.resident) {
+      if (!std::binary_search(seq.pending.begin(), seq.pending.end(), p)) store_.unpin(seq.pages[p]);
+    }
+    for (int32_t p : seq.pending) {
+      if (!is_resident(seq, p)) continue;
+      store_.unpin(seq.pages[p]);  // it was pinned twice: by the current set and by the pending set
+    }
+    seq.resident.swap(seq.pending);
+    seq.chosen.swap(seq.pending_chosen);
+    // Pages that left the forced suffix while the copies ran are not part of the new choice.
+    // (shrink_to_policy's was_fitting path also makes a refresh due; a swap is no reason to.)
+    const int32_t clock = seq.steps_to_refresh;
+    shrink_to_policy(seq, /*was_fitting=*/true);
+    seq.steps_to_refresh = clock;
+  }
+
+  // Lifecycle calls wait for in-flight copies, then swap the finished set in.
+  void settle_pending(Sequence& seq) noexcept {
+    if (!seq.pending_active) return;
+    detail::RecallWorker::wait(*seq.ticket);
+    store_.wait_copies(seq.ready_at);  // pages shared with other sequences' recalls too
+    finish_pending(seq);
+  }
+
+  void wait_pending(Sequence& seq) noexcept {
+    if (seq.ticket) detail::RecallWorker::wait(*seq.ticket);
+  }
+
+  void write_view(const ViewBuffers& view) noexcept {
+    int64_t nnz = 0;
+    const auto num_batch = static_cast<int64_t>(batch_.size());
+    for (int64_t b = 0; b < num_batch; ++b) {
+      const Sequence& seq = *batch_[b];
+      const std::vector<int32_t>& set = seq.resident;
+      const auto listed = static_cast<int64_t>(set.size());
+      // One slot lookup per listed page feeds every format asked for (the per-step hot loop).
+      int32_t* csr_row = view.indptr != nullptr ? view.indices + nnz : nullptr;
+      int32_t* list_row =
+          view.slot_lists != nullptr ? view.slot_lists + b * view.slot_list_width : nullptr;
+      int32_t* table_row =
+          view.block_table != nullptr ? view.block_table + b * view.block_table_width : nullptr;
+      if (table_row != nullptr) std::fill(table_row, table_row + view.block_table_width, -1);
+      const PageId* pages = seq.pages.data();
+      for (int64_t i = 0; i < listed; ++i) {
+        const int32_t p = set[i];
+        const int32_t slot = store_.slot_of(pages[p]);
+        if (csr_row != nullptr) csr_row[i] = slot;
+        if (list_row != nullptr) list_row[i] = slot;
+        if (table_row != nullptr) table_row[p] = slot;
+      }
+      if (csr_row != nullptr) {
+        view.indptr[b] = static_cast<int32_t>(nnz);
+        nnz += listed;
+        view.last_page_len[b] = chunker_.last_page_len(seq.num_tokens);
+      }
+      if (list_row != nullptr) std::fill(list_row + listed, list_row + view.slot_list_width, -1);
+    }
+    if (view.indptr != nullptr) {
+      view.indptr[num_batch] = static_cast<int32_t>(nnz);
+      std::fill(view.indices + nnz, view.indices + view.indices_capacity, -1);
+    }
+  }
+
+  CacheConfig config_;
+  ChunkerT chunker_;
+  ScorerT scorer_;
+  PolicyT policy_;
+  StoreT store_;
+  std::unordered_map<SeqId, Sequence> sequences_;
+  std::vector<Sequence*> batch_;
+  std::vector<float> scores_;
+  detail::SelectionScratch scratch_;
+  std::vector<int32_t> sorted_next_;
+  uint64_t epoch_ = 0;
+  int64_t refreshes_ = 0;
+  int64_t capacity_refusals_ = 0;
+  int64_t recall_errors_ = 0;
+};
+
+}  // namespace lsa
