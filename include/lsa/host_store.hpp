@@ -156,6 +156,7 @@ class HostStore {
       free_slots_.pop_back();
     } else {
       slot = lru_.pop_front();
+      wait_copies(slot_job_[slot]);  // a page dropped from a set in flight may still be copying
       pages_[slot_page_[slot]].slot = -1;
       ++counters_.evictions;
     }

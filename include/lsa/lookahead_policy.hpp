@@ -56,6 +56,9 @@ class LookaheadPolicy {
   /// Steps between later refreshes.
   int32_t interval() const noexcept { return config_.interval; }
 
+  /// Most pages a resident set holds once the history outgrows it.
+  int32_t kmax_pages() const noexcept { return config_.kmax_pages; }
+
   /// True when the whole history fits the per-sequence budget (no scoring needed).
   bool fits(int64_t num_tokens) const noexcept {
     return chunker_.num_pages(num_tokens) <= config_.kmax_pages;
@@ -156,6 +159,7 @@ concept LookaheadPolicyLike = requires(const P& p, SeqId seq, int64_t n, const S
   { p.first_interval(seq) } noexcept -> std::same_as<int32_t>;
   { p.interval() } noexcept -> std::same_as<int32_t>;
   { p.fits(n) } noexcept -> std::same_as<bool>;
+  { p.kmax_pages() } noexcept -> std::same_as<int32_t>;
   { p.forced(n, n) } noexcept -> std::same_as<ForcedPages>;
   { p.select_unscored(n, n, out) };
   { p.select(in, s, out) };

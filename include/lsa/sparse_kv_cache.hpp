@@ -93,8 +93,23 @@ class SparseKVCache {
     if (Status s = scorer_.check_keys(keys); s != Status::kOk) return s;
     if (Status s = commit_all(*seq); s != Status::kOk) return s;
 
-    const int64_t new_pages = chunker_.num_pages(new_len) - chunker_.num_pages(old_len);
-    if (new_pages > store_.available_slots()) return Status::kCapacityExceeded;
+    const int64_t old_pages = chunker_.num_pages(old_len);
+    const int64_t new_pages = chunker_.num_pages(new_len) - old_pages;
+    // New pages join the resident set when the policy forces them (a prefill's middle pages go
+    // straight to the mirror); pages that leave it as the history grows give their slots back.
+    const ForcedPages after =
+        policy_.forced(new_len, (kv != nullptr ? new_len : old_len) / chunker_.page_tokens());
+    const bool all_stay = policy_.fits(new_len);
+    int64_t joining = 0;
+    for (int64_t p = old_pages; p < old_pages + new_pages; ++p) joining += all_stay || after.contains(p);
+    try {
+      plan_leaving(*seq, new_len, after, was_fitting, joining);
+    } catch (const std::bad_alloc&) {
+      return Status::kOutOfMemory;
+    }
+    if (new_pages > store_.available_slots() + slots_freed_by_leaving(*seq)) {
+      return Status::kCapacityExceeded;
+    }
     try {
       seq->pages.reserve(static_cast<size_t>(chunker_.num_pages(new_len)));
       seq->resident.reserve(seq->resident.size() + static_cast<size_t>(new_pages));
@@ -104,12 +119,16 @@ class SparseKVCache {
     } catch (const std::bad_alloc&) {
       return Status::kOutOfMemory;
     }
+    apply_leaving(*seq, after);
+    if (was_fitting && !policy_.fits(new_len)) seq->steps_to_refresh = 0;  // rescore at once
     for (int64_t p = 0; p < new_pages; ++p) {
       const PageId page = store_.create_page();  // cannot fail: records reserved above
       store_.take_slot(page);
-      store_.pin(page);
       seq->pages.push_back(page);
       const auto logical = static_cast<int32_t>(seq->pages.size() - 1);
+      // An unforced new page is never pinned: it becomes evictable once sealed (KV written).
+      if (!all_stay && !after.contains(logical)) continue;
+      store_.pin(page);
       seq->resident.push_back(logical);
       if (seq->pending_active) {
         store_.pin(page);  // one pin per set that lists it
@@ -124,10 +143,9 @@ class SparseKVCache {
     if (kv != nullptr) {
       write_kv(*seq, old_len, num_tokens, kv);
       seq->committed_tokens = new_len;
-      // Sealing cannot lose data: on failure the pages stay resident, pinned and unsealed.
+      // Sealing cannot lose data: on failure the pages keep their slots, unsealed, never evictable.
       (void)seal_full_pages(*seq);
     }
-    shrink_to_policy(*seq, was_fitting);
     return Status::kOk;
   }
 
@@ -232,7 +250,9 @@ class SparseKVCache {
     seq->committed_tokens = num_tokens;
     seq->num_sealed = std::min<int64_t>(seq->num_sealed, num_tokens / chunker_.page_tokens());
     std::erase_if(seq->chosen, [&](int32_t p) { return p >= kept_pages; });
-    seq->suffix_begin = f.suffix_begin;
+    std::erase_if(seq->chosen_ranked, [&](int32_t p) { return p >= kept_pages; });
+    // The joining forced pages may have pushed the set past kmax_pages: the worst chosen leave.
+    reconcile(*seq);
     scorer_.truncate(seq->index, num_tokens);
     seq->steps_to_refresh = 0;
     return Status::kOk;
@@ -259,6 +279,9 @@ class SparseKVCache {
       copy.num_sealed = parent->num_sealed;
       copy.pages = parent->pages;
       copy.resident = parent->resident;
+      copy.chosen = parent->chosen;
+      copy.chosen_ranked = parent->chosen_ranked;
+      copy.suffix_begin = parent->suffix_begin;
       copy.index = parent->index;
       copy.id = dst;
       copy.ticket = std::make_unique<detail::RecallTicket>();
@@ -455,6 +478,7 @@ class SparseKVCache {
     bool refresh_now = false;       // scratch of the current step
     uint64_t epoch = 0;             // last step that listed this sequence
     std::vector<int32_t> chosen;    // unforced pages the last refresh chose, ascending
+    std::vector<int32_t> chosen_ranked;  // the same pages, best first
     int64_t suffix_begin = 0;       // forced suffix start when `resident` was last reconciled
     std::vector<int32_t> next;      // scratch: the set a refresh chose
     bool pending_active = false;    // async: `pending` is being recalled
@@ -462,6 +486,7 @@ class SparseKVCache {
     uint64_t ready_at = 0;          // async: worker job after which every page of `pending` is there
     std::vector<int32_t> pending;   // async: set that serves once its copies finish
     std::vector<int32_t> pending_chosen;  // async: `chosen` that comes with `pending`
+    std::vector<int32_t> pending_chosen_ranked;  // async: `chosen_ranked` that comes with `pending`
     std::unique_ptr<detail::RecallTicket> ticket;
   };
 
@@ -502,29 +527,87 @@ class SparseKVCache {
     return policy_.forced(seq.num_tokens, seq.committed_tokens / chunker_.page_tokens());
   }
 
-  // After the history grew: a history that fits keeps every page; otherwise pages that left the
-  // forced suffix and were not chosen by the last refresh leave the resident set (they stay in
-  // their slots, evictable, until someone needs the slot). Growing past the budget makes a
-  // refresh due at once, so the set is rescored rather than left at the forced pages.
-  void shrink_to_policy(Sequence& seq, bool was_fitting) noexcept {
-    if (policy_.fits(seq.num_tokens)) return;
-    const ForcedPages f = forced_now(seq);
-    auto leaves = [&](int32_t p) {
-      if (f.contains(p) || std::binary_search(seq.chosen.begin(), seq.chosen.end(), p)) return false;
-      store_.unpin(seq.pages[p]);
-      return true;
-    };
-    if (was_fitting) {
-      std::erase_if(seq.resident, leaves);
-      seq.steps_to_refresh = 0;
-    } else if (f.suffix_begin > seq.suffix_begin) {
-      // Only pages in [old suffix begin, new suffix begin) can have stopped being forced.
-      auto first = std::lower_bound(seq.resident.begin(), seq.resident.end(),
-                                    static_cast<int32_t>(seq.suffix_begin));
-      auto last = std::lower_bound(first, seq.resident.end(), static_cast<int32_t>(f.suffix_begin));
-      seq.resident.erase(std::remove_if(first, last, leaves), last);
+  // Pages that leave `set` (ascending; `chosen` ascending, `ranked` best first) when the history
+  // becomes `num_tokens` long with forced pages `f` and `added` new pages joining, into `out`
+  // (ascending): pages of [scan_from, f.suffix_begin) that are neither forced nor chosen, then the
+  // worst chosen pages while the set would exceed kmax_pages. They stay in their slots, evictable,
+  // until someone needs the slot.
+  void plan_set_leaving(std::span<const int32_t> set, std::span<const int32_t> chosen,
+                        std::span<const int32_t> ranked, int64_t scan_from, int64_t num_tokens,
+                        const ForcedPages& f, int64_t added, std::vector<int32_t>& out) const {
+    out.clear();
+    if (policy_.fits(num_tokens)) return;
+    auto first = std::lower_bound(set.begin(), set.end(), static_cast<int32_t>(scan_from));
+    auto last = std::lower_bound(first, set.end(), static_cast<int32_t>(f.suffix_begin));
+    for (auto it = first; it < last; ++it) {
+      if (!f.contains(*it) && !std::binary_search(chosen.begin(), chosen.end(), *it)) out.push_back(*it);
     }
+    int64_t excess = static_cast<int64_t>(set.size()) + added - static_cast<int64_t>(out.size()) -
+                     policy_.kmax_pages();
+    for (auto it = ranked.rbegin(); excess > 0 && it != ranked.rend(); ++it) {
+      if (f.contains(*it) || !std::binary_search(set.begin(), set.end(), *it)) continue;
+      out.push_back(*it);
+      --excess;
+    }
+    std::sort(out.begin(), out.end());
+  }
+
+  // Plans what leaves the resident set (leaving_) and, in async mode, the set in flight
+  // (leaving_pending_; it gets the same new pages and is held to the same budget).
+  void plan_leaving(const Sequence& seq, int64_t num_tokens, const ForcedPages& f, bool was_fitting,
+                    int64_t added) {
+    plan_set_leaving(seq.resident, seq.chosen, seq.chosen_ranked, was_fitting ? 0 : seq.suffix_begin,
+                     num_tokens, f, added, leaving_);
+    leaving_pending_.clear();
+    if (seq.pending_active) {
+      plan_set_leaving(seq.pending, seq.pending_chosen, seq.pending_chosen_ranked, 0, num_tokens, f,
+                       added, leaving_pending_);
+    }
+  }
+
+  // Slots that become evictable when the planned pages leave: every pin of the page goes.
+  int64_t slots_freed_by_leaving(const Sequence& seq) const noexcept {
+    auto in = [](const std::vector<int32_t>& v, int32_t p) {
+      return std::binary_search(v.begin(), v.end(), p);
+    };
+    auto freed = [&](int32_t p, int32_t pins_dropped) {
+      const PageId page = seq.pages[p];
+      return store_.pins(page) == pins_dropped && store_.sealed(page) && store_.slot_of(page) >= 0;
+    };
+    int64_t n = 0;
+    for (int32_t p : leaving_) n += freed(p, 1 + in(leaving_pending_, p));
+    for (int32_t p : leaving_pending_) n += !in(leaving_, p) && freed(p, 1);
+    return n;
+  }
+
+  // Unpins and unlists the planned pages and records the new forced suffix.
+  void apply_leaving(Sequence& seq, const ForcedPages& f) noexcept {
     seq.suffix_begin = f.suffix_begin;
+    drop_from_set(seq, leaving_, seq.resident, seq.chosen, seq.chosen_ranked);
+    drop_from_set(seq, leaving_pending_, seq.pending, seq.pending_chosen, seq.pending_chosen_ranked);
+  }
+
+  void drop_from_set(Sequence& seq, const std::vector<int32_t>& leaving, std::vector<int32_t>& set,
+                     std::vector<int32_t>& chosen, std::vector<int32_t>& ranked) noexcept {
+    if (leaving.empty()) return;
+    auto leaves = [&](int32_t p) { return std::binary_search(leaving.begin(), leaving.end(), p); };
+    for (int32_t p : leaving) store_.unpin(seq.pages[p]);
+    std::erase_if(set, leaves);
+    std::erase_if(chosen, leaves);
+    std::erase_if(ranked, leaves);
+  }
+
+  // Brings the resident set back to policy (forced pages, chosen pages, at most kmax_pages) after
+  // a call that changed it without adding pages; only unpins.
+  void reconcile(Sequence& seq) noexcept {
+    const ForcedPages f = forced_now(seq);
+    try {
+      plan_leaving(seq, seq.num_tokens, f, /*was_fitting=*/true, 0);
+    } catch (const std::bad_alloc&) {
+      leaving_.clear();  // the sets stay a little larger until the next refresh; nothing is lost
+      leaving_pending_.clear();
+    }
+    apply_leaving(seq, f);
   }
 
   // Seals full pages whose tokens are all committed.
@@ -618,13 +701,16 @@ class SparseKVCache {
       next[kept++] = p;
     }
     next.resize(kept);
-    std::sort(next.begin(), next.end());
     const ForcedPages f = forced_now(seq);
-    std::vector<int32_t>& chosen = async ? seq.pending_chosen : seq.chosen;
-    chosen.clear();
+    std::vector<int32_t>& ranked = async ? seq.pending_chosen_ranked : seq.chosen_ranked;
+    ranked.clear();
     for (int32_t p : next) {
-      if (!f.contains(p)) chosen.push_back(p);
+      if (!f.contains(p)) ranked.push_back(p);  // `next` lists chosen pages best first
     }
+    std::vector<int32_t>& chosen = async ? seq.pending_chosen : seq.chosen;
+    chosen.assign(ranked.begin(), ranked.end());
+    std::sort(chosen.begin(), chosen.end());
+    std::sort(next.begin(), next.end());
     if (!async) {
       seq.resident.swap(next);
     } else {
@@ -656,11 +742,10 @@ class SparseKVCache {
     }
     seq.resident.swap(seq.pending);
     seq.chosen.swap(seq.pending_chosen);
-    // Pages that left the forced suffix while the copies ran are not part of the new choice.
-    // (shrink_to_policy's was_fitting path also makes a refresh due; a swap is no reason to.)
-    const int32_t clock = seq.steps_to_refresh;
-    shrink_to_policy(seq, /*was_fitting=*/true);
-    seq.steps_to_refresh = clock;
+    seq.chosen_ranked.swap(seq.pending_chosen_ranked);
+    // Pages that left the forced suffix while the copies ran are not part of the new choice, and
+    // pages appended meanwhile may have pushed the set past kmax_pages.
+    reconcile(seq);
   }
 
   // Lifecycle calls wait for in-flight copies, then swap the finished set in.
@@ -720,6 +805,8 @@ class SparseKVCache {
   std::vector<float> scores_;
   detail::SelectionScratch scratch_;
   std::vector<int32_t> sorted_next_;
+  std::vector<int32_t> leaving_;          // scratch of plan_leaving / apply_leaving
+  std::vector<int32_t> leaving_pending_;  // the same for the set in flight
   uint64_t epoch_ = 0;
   int64_t refreshes_ = 0;
   int64_t capacity_refusals_ = 0;

@@ -257,15 +257,22 @@ TEST_CASE("errors: the reserve cannot take the pages a call must make resident (
   // truncate into pages without slots needs slots for the new recent/tail pages.
   CHECK(h.cache.truncate(1, 30) == Status::kCapacityExceeded);
   CHECK(before.diff(h.snapshot({3})) == "");
-  // A decode append that opens a page (62 -> 65 tokens).
+  // A decode append that opens two pages (62 -> 70 tokens): only page 14, which leaves the recent
+  // window, gives a slot back (page 15 is still being written), so the call is refused.
   {
-    std::vector<lsa::TokenSlot> out(3);
-    const float key = 0.0f;
-    std::vector<std::byte> kv(3 * h.token_bytes());
-    CHECK(h.cache.append(1, 3, {reinterpret_cast<const std::byte*>(&key), 1}, out, kv.data()) ==
-          Status::kCapacityExceeded);
+    std::vector<lsa::TokenSlot> out(8);
+    const std::vector<float> keys(4, 0.0f);
+    std::vector<std::byte> kv(8 * h.token_bytes());
+    CHECK(h.cache.append(1, 8, {reinterpret_cast<const std::byte*>(keys.data()), 4}, out,
+                         kv.data()) == Status::kCapacityExceeded);
     CHECK(before.diff(h.snapshot({3})) == "");
   }
+  h.check_all();
+  // One page (62 -> 65 tokens) fits: it takes the slot of page 14, which left the recent window.
+  REQUIRE(h.append(1, 3) == Status::kOk);
+  CHECK(h.cache.slot_of(1, 14) == -1);
+  CHECK(std::vector<int32_t>(h.cache.resident_pages(1).begin(), h.cache.resident_pages(1).end()) ==
+        std::vector<int32_t>{0, 15, 16});
   h.check_all();
   // Room again: everything works.
   REQUIRE(h.commit(2) == Status::kOk);

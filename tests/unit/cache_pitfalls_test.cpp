@@ -309,10 +309,12 @@ TEST_CASE("pitfall: with the validated minimum reserve, a sequence at its budget
   // num_slots = max_sequences * kmax_pages is accepted by validate() "so every live sequence can
   // hold its resident set". Decode must then never stall: when every sequence holds kmax pages,
   // the append that opens a new tail page needs one more slot than the sets hold.
+  const RecallMode mode = GENERATE(RecallMode::kSync, RecallMode::kAsync);
   lsa::CacheConfig c = small_config();
   c.max_sequences = 2;
   c.policy.kmax_pages = 5;
   c.num_slots = 10;  // the minimum validate() accepts
+  c.recall_mode = mode;
   Harness h(c, 47);
   h.key_fn = [](SeqId, int64_t) { return 1.0f; };  // every chunk wanted: each set fills kmax
   for (SeqId id : {1, 2}) {
