@@ -1,12 +1,13 @@
-// Smoke test of a downstream build: the umbrella header compiles and the library links and runs.
+// Smoke test of a downstream build: the umbrella header compiles, the library links, and a
+// SparseKVCache<> decodes a few steps with lsa's defaults.
 #include <lsa/lsa.hpp>
 
+#include <cstddef>
 #include <cstdio>
 #include <exception>
+#include <vector>
 
 int main() {
-  // TODO(packaging): once SparseKVCache lands, construct an lsa::SparseKVCache<> from this config,
-  // add a sequence, append a few tokens and call step.
   lsa::CacheConfig config;
   config.num_layers = 2;
   config.bytes_per_token_per_layer = 64;
@@ -47,6 +48,45 @@ int main() {
     std::fprintf(stderr, "lsa_consumer: to_string(kOk) is '%.*s'\n", static_cast<int>(name.size()), name.data());
     return 1;
   }
-  std::printf("lsa_consumer: ok\n");
+  // A short engine loop: prefill 256 tokens, then decode 64 steps, one token each.
+  lsa::SparseKVCache<> cache(config);
+  lsa::ViewStorage view(1, config.policy.kmax_pages,
+                        static_cast<int32_t>(config.max_tokens / config.page_tokens()));
+  const int64_t key_bytes = lsa::LightningScorer(config.scorer, config.chunk_tokens).row_bytes();
+  const int64_t token_bytes = int64_t{config.num_layers} * config.bytes_per_token_per_layer;
+  const lsa::SeqId id = 7;
+  if (cache.add(id) != lsa::Status::kOk) return 1;
+  auto append = [&](int32_t n) {
+    const int64_t rows = (cache.length(id) + n) / config.chunk_tokens - cache.length(id) / config.chunk_tokens;
+    std::vector<std::byte> keys(static_cast<size_t>(rows * key_bytes), std::byte{0});
+    std::vector<std::byte> kv(static_cast<size_t>(n * token_bytes), std::byte{1});
+    std::vector<lsa::TokenSlot> where(static_cast<size_t>(n));
+    return cache.append(id, n, {keys.data(), rows}, where, kv.data());
+  };
+  if (lsa::Status s = append(256); s != lsa::Status::kOk) {
+    std::fprintf(stderr, "lsa_consumer: prefill: %s\n", lsa::to_string(s).data());
+    return 1;
+  }
+  const size_t heads = static_cast<size_t>(config.scorer.num_layers) * config.scorer.num_heads;
+  std::vector<float> q(heads * static_cast<size_t>(config.scorer.head_dim), 0.5f);
+  std::vector<float> w(heads, 1.0f);
+  const lsa::Query query{q, w};
+  for (int t = 0; t < 64; ++t) {
+    const lsa::SeqId batch[1] = {id};
+    const lsa::Query queries[1] = {query};
+    if (lsa::Status s = cache.step(batch, queries, view.buffers()); s != lsa::Status::kOk) {
+      std::fprintf(stderr, "lsa_consumer: step %d: %s\n", t, lsa::to_string(s).data());
+      return 1;
+    }
+    if (append(1) != lsa::Status::kOk) return 1;
+  }
+  const lsa::Stats stats = cache.stats();
+  if (stats.refreshes == 0 || stats.total_pages != 20 || view.indptr[1] > config.policy.kmax_pages) {
+    std::fprintf(stderr, "lsa_consumer: unexpected stats (refreshes %lld, pages %lld)\n",
+                 static_cast<long long>(stats.refreshes), static_cast<long long>(stats.total_pages));
+    return 1;
+  }
+  std::printf("lsa_consumer: ok (%lld of %lld pages resident)\n",
+              static_cast<long long>(stats.resident_pages), static_cast<long long>(stats.total_pages));
   return 0;
 }
