@@ -153,7 +153,9 @@ class SparseKVCache {
   [[nodiscard]] Status commit(SeqId id) noexcept {
     Sequence* seq = find(id);
     if (seq == nullptr) return Status::kUnknownSequence;
-    return commit_all(*seq);
+    if (Status s = commit_all(*seq); s != Status::kOk) return s;
+    reconcile(*seq, /*full_scan=*/false);  // written pages are no longer forced
+    return Status::kOk;
   }
 
   /// Removes tokens [num_tokens, length) (llama.cpp seq_rm(id, num_tokens, -1)).
@@ -161,9 +163,12 @@ class SparseKVCache {
     Sequence* seq = find(id);
     if (seq == nullptr) return Status::kUnknownSequence;
     if (num_tokens < 0 || num_tokens > seq->num_tokens) return Status::kOutOfRange;
-    if (num_tokens == seq->num_tokens) return Status::kOk;
     settle_pending(*seq);
     if (Status s = commit_all(*seq); s != Status::kOk) return s;
+    if (num_tokens == seq->num_tokens) {
+      reconcile(*seq, /*full_scan=*/false);  // nothing removed; written pages are not forced now
+      return Status::kOk;
+    }
 
     // Plan: pages the new forced set needs that are not resident, and a private tail to write into.
     const int64_t kept_pages = chunker_.num_pages(num_tokens);
@@ -268,6 +273,7 @@ class SparseKVCache {
     }
     settle_pending(*parent);
     if (Status s = commit_all(*parent); s != Status::kOk) return s;
+    reconcile(*parent, /*full_scan=*/false);  // written pages are no longer forced
     const bool partial_tail = parent->num_tokens % chunker_.page_tokens() != 0;
     if (partial_tail && store_.available_slots() < 1) return Status::kCapacityExceeded;
     Sequence* child = nullptr;
@@ -598,11 +604,12 @@ class SparseKVCache {
   }
 
   // Brings the resident set back to policy (forced pages, chosen pages, at most kmax_pages) after
-  // a call that changed it without adding pages; only unpins.
-  void reconcile(Sequence& seq) noexcept {
+  // a call that changed it or its forced pages without adding pages; only unpins. Without
+  // `full_scan` only pages that left the forced suffix since it was last recorded are looked at.
+  void reconcile(Sequence& seq, bool full_scan = true) noexcept {
     const ForcedPages f = forced_now(seq);
     try {
-      plan_leaving(seq, seq.num_tokens, f, /*was_fitting=*/true, 0);
+      plan_leaving(seq, seq.num_tokens, f, /*was_fitting=*/full_scan, 0);
     } catch (const std::bad_alloc&) {
       leaving_.clear();  // the sets stay a little larger until the next refresh; nothing is lost
       leaving_pending_.clear();

@@ -354,9 +354,10 @@ class Harness {
   /// Bytes of one token, all layers.
   int64_t token_bytes() const { return config.num_layers * config.bytes_per_token_per_layer; }
 
-  /// Pages that must be listed/resident: everything when the history fits kmax, else sink, recent,
-  /// tail and pages holding uncommitted tokens.
-  std::vector<bool> must_list(const RefSequence& r) const {
+  /// Pages that must be listed: sink, recent, tail and pages with tokens past `committed` (the
+  /// model's committed count by default), or every page while the history fits kmax.
+  std::vector<bool> must_list(const RefSequence& r) const { return must_list(r, r.committed); }
+  std::vector<bool> must_list(const RefSequence& r, int64_t committed) const {
     const int64_t len = r.length();
     const int64_t np = ref.num_pages(len);
     std::vector<bool> must(static_cast<size_t>(np), false);
@@ -372,7 +373,7 @@ class Harness {
       must[c / pc] = true;
     }
     must[np - 1] = true;
-    for (int64_t p = r.committed / config.page_tokens(); p < np; ++p) must[p] = true;
+    for (int64_t p = committed / config.page_tokens(); p < np; ++p) must[p] = true;
     return must;
   }
 
@@ -506,6 +507,17 @@ class Harness {
           fail_with(who + "page " + std::to_string(p) + " of " + std::to_string(np) +
                     " must be resident (sink/recent/tail/uncommitted, or the history fits kmax)");
         }
+      }
+      // Once the history outgrows the budget the set holds at most kmax_pages (more only when
+      // more pages than that are forced).
+      // (Forced as far as the model can tell: a failed call may or may not have committed.)
+      const std::vector<bool> forced_pages = must_list(r, r.surely_committed);
+      const auto forced = static_cast<int64_t>(std::count(forced_pages.begin(), forced_pages.end(), true));
+      const int64_t budget = std::max<int64_t>(config.policy.kmax_pages, forced);
+      if (np > config.policy.kmax_pages && static_cast<int64_t>(res.size()) > budget) {
+        fail_with(who + "resident set of " + std::to_string(res.size()) + " pages exceeds " +
+                  std::to_string(budget) + " (kmax_pages, or the forced pages): " +
+                  to_text(std::vector<int32_t>(res.begin(), res.end())) + " of " + std::to_string(np));
       }
     }
     const Stats s = cache.stats();

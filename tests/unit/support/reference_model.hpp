@@ -19,6 +19,7 @@ struct RefSequence {
   std::vector<float> chunk_keys;               ///< one GivenScoreScorer key per completed chunk
   std::vector<uint64_t> page_uid;              ///< identity of each logical page; forks share full pages
   int64_t committed = 0;                       ///< tokens the cache has been told are written
+  int64_t surely_committed = 0;  ///< the same, not counting failed calls that may have committed
 
   /// Tokens in the sequence.
   int64_t length() const { return static_cast<int64_t>(tokens.size()); }
@@ -42,18 +43,18 @@ class RefModel {
   void append(SeqId id, std::vector<std::vector<std::byte>> tokens, std::span<const float> keys,
               bool committed) {
     RefSequence& r = seqs.at(id);
-    r.committed = r.length();  // an append commits everything appended before it
+    r.committed = r.surely_committed = r.length();  // an append commits what came before it
     for (auto& t : tokens) r.tokens.push_back(std::move(t));
     r.chunk_keys.insert(r.chunk_keys.end(), keys.begin(), keys.end());
     while (static_cast<int64_t>(r.page_uid.size()) < num_pages(r.length())) {
       r.page_uid.push_back(next_uid_++);
     }
-    if (committed) r.committed = r.length();
+    if (committed) r.committed = r.surely_committed = r.length();
   }
 
   void commit(SeqId id) {
     RefSequence& r = seqs.at(id);
-    r.committed = r.length();
+    r.committed = r.surely_committed = r.length();
   }
 
   void truncate(SeqId id, int64_t n) {
@@ -63,12 +64,12 @@ class RefModel {
     r.page_uid.resize(static_cast<size_t>(num_pages(n)));
     // A partial last page becomes private (it will be written again).
     if (n % page_tokens_ != 0) r.page_uid.back() = next_uid_++;
-    r.committed = n;
+    r.committed = r.surely_committed = n;
   }
 
   void fork(SeqId src, SeqId dst) {
     RefSequence& parent = seqs.at(src);
-    parent.committed = parent.length();
+    parent.committed = parent.surely_committed = parent.length();
     RefSequence child = parent;
     if (child.length() % page_tokens_ != 0) child.page_uid.back() = next_uid_++;
     seqs[dst] = std::move(child);
