@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <filesystem>
 #include <limits>
 #include <string>
 #include <vector>
@@ -345,7 +346,7 @@ TEST_CASE("errors: a mirror file that cannot be created throws lsa::Error naming
     CHECK(std::string(e.what()).find("mirror_path") != std::string::npos);
     CHECK(std::string(e.what()).find("/nonexistent-lsa-dir/sub/mirror.bin") != std::string::npos);
   }
-  c.mirror_path = "/";  // a directory
+  c.mirror_path = std::filesystem::temp_directory_path().string();  // a directory
   CHECK_THROWS_AS(lsa::testing::TestCache(c), lsa::Error);
 }
 

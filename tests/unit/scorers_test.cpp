@@ -191,19 +191,26 @@ std::string describe(const ScorerConfig& c, int64_t n) {
   s << "L=" << c.num_layers << " H=" << c.num_heads << " KH=" << c.num_key_heads
     << " D=" << c.head_dim << " format=" << static_cast<int>(c.key_format)
     << " ensemble=" << (c.ensemble == Ensemble::kMax ? "max" : "mean") << " cosine=" << c.cosine
-    << " simd=" << lsa::detail::use_simd_kernels() << " n=" << n;
+    << " simd=" << lsa::detail::use_simd_kernels() << " avx512=" << lsa::detail::use_avx512_kernels()
+    << " n=" << n;
   return s.str();
 }
 
-// Runs `body` with the SIMD kernels (where the CPU has them) and with the portable kernels.
+// Runs `body` with each kernel family the CPU has: AVX-512, AVX2 and the portable kernels.
 template <class Body>
 void for_each_kernel_path(Body body) {
   struct Restore {
-    ~Restore() { lsa::detail::force_portable_kernels() = false; }
+    ~Restore() {
+      lsa::detail::force_portable_kernels() = false;
+      lsa::detail::forbid_avx512_kernels() = false;
+    }
   } restore;
-  for (const bool portable : {false, true}) {
-    if (!portable && !lsa::detail::cpu_has_avx2_fma_f16c()) continue;
-    lsa::detail::force_portable_kernels() = portable;
+  enum class Path { kAvx512, kAvx2, kPortable };
+  for (const Path path : {Path::kAvx512, Path::kAvx2, Path::kPortable}) {
+    if (path == Path::kAvx512 && !lsa::detail::cpu_has_avx512f()) continue;
+    if (path == Path::kAvx2 && !lsa::detail::cpu_has_avx2_fma_f16c()) continue;
+    lsa::detail::force_portable_kernels() = path == Path::kPortable;
+    lsa::detail::forbid_avx512_kernels() = path != Path::kAvx512;
     body();
   }
 }
@@ -361,14 +368,17 @@ TEST_CASE("lightning scores match the double reference", "[cpu][scorers][lightni
   struct Shape {
     int heads, dim;
   };
-  // The brief's H x D grid, plus: 17 heads (a 16-wide and an 8-wide head block), 136 x 128 (too
-  // big for the transposed query: the dot-product kernel), D=20 (masked tails), D=1024 (4-row
-  // tiles).
+  // The brief's H x D grid, plus: 17 heads (a 16-wide and an 8-wide head block), 44 and 56 heads
+  // (AVX-512 32-head passes followed by 16- and 8-wide AVX2 blocks, some lanes padding), 136 x 128
+  // (too big for the transposed query: the dot-product kernel), D=20 (masked tails), D=1024
+  // (4-row tiles).
   std::vector<Shape> shapes;
   for (int h : {1, 3, 64, 128}) {
     for (int d : {8, 128}) shapes.push_back({h, d});
   }
   shapes.push_back({17, 20});
+  shapes.push_back({44, 20});
+  shapes.push_back({56, 128});
   shapes.push_back({136, 128});
   shapes.push_back({2, 1024});
   uint32_t seed = 1;
@@ -566,7 +576,8 @@ TEST_CASE("lightning saturates instead of producing NaN when products overflow",
     for_each_kernel_path([&] {
       std::vector<float> out(5);
       s.score(index, {q, w}, out);
-      INFO("heads " << heads << " simd " << lsa::detail::use_simd_kernels());
+      INFO("heads " << heads << " simd " << lsa::detail::use_simd_kernels() << " avx512 "
+                    << lsa::detail::use_avx512_kernels());
       for (const float x : out) CHECK(x == 1.0f);
     });
   }

@@ -1,14 +1,16 @@
 // Lightning logits for a tile of decoded chunk keys: sum_h w_h * relu(scale * q_h . k).
 //
-// Compute floor: H * D FMAs per chunk. One AVX2 core retires 2 x 8 fp32 FMAs per cycle (32 flops),
-// so H=64, D=128 needs >= 512 cycles per chunk (160 ns at 3.2 GHz); the 132 B/chunk of fp8 keys is
-// far below memory bandwidth at that rate, so the kernels aim at the FMA pipes.
+// Compute floor: H * D FMAs per chunk. A core with two 256-bit FMA pipes retires 16 fp32 FMAs per
+// cycle, so H=64, D=128 needs >= 512 cycles per chunk (160 ns at 3.2 GHz); with two 512-bit pipes
+// (AVX-512 on Zen 5, Sapphire Rapids) half that. The 132 B/chunk of fp8 keys is far below memory
+// bandwidth at these rates, so the kernels aim at the FMA pipes.
 //
 // The main AVX2 kernel vectorizes across heads ("outer product" form): the query is transposed to
 // [D][H] once per layer, and each step broadcasts one key value of 4 chunks against 16 heads: 8
 // accumulators, 6 loads per 8 FMAs, no horizontal sums until all heads are done. When the
 // transposed query does not fit its stack buffer, or without AVX2, the dot-product form (4 chunks
-// x 2 heads per micro-kernel, horizontal sums per pair) is used instead.
+// x 2 heads per micro-kernel, horizontal sums per pair) is used instead. With AVX-512 the same
+// outer-product form runs on 32 heads (two 16-float vectors) per step.
 #pragma once
 
 #include <algorithm>
@@ -161,29 +163,36 @@ LSA_TARGET_AVX2 __attribute__((always_inline)) inline void outer_product_block(
   fold(3, a30, a31);
 }
 
-/// weighted_relu_logits_generic in AVX2/FMA, outer-product form, from the query transposed by
-/// transpose_query; num_rows <= kMaxRows.
-template <int kMaxRows>
-LSA_TARGET_AVX2 inline void weighted_relu_logits_transposed_avx2(
-    const float* tile, int64_t num_rows, int64_t len, const float* qt, const float* weights,
-    int32_t num_heads, const float* scales, float* logits) noexcept {
-  const int64_t padded = padded_heads(num_heads);
-  __m256 logit_acc[kMaxRows];
-  for (int64_t c = 0; c < num_rows; ++c) logit_acc[c] = _mm256_setzero_ps();
-  // Weights of heads past num_heads read as 0 (their transposed query lanes are 0 as well).
+/// Sum of the 8 lanes.
+LSA_TARGET_AVX2 inline float horizontal_sum(__m256 v) noexcept {
+  __m128 x = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  x = _mm_add_ps(x, _mm_movehl_ps(x, x));
+  x = _mm_add_ss(x, _mm_movehdup_ps(x));
+  return _mm_cvtss_f32(x);
+}
+
+/// 8 head weights from head h on; heads past num_heads read as 0.
+LSA_TARGET_AVX2 inline __m256 load_head_weights8(const float* weights, int32_t num_heads,
+                                                 int64_t h) noexcept {
   alignas(32) static constexpr int32_t kLanes[16] = {-1, -1, -1, -1, -1, -1, -1, -1,
                                                      0,  0,  0,  0,  0,  0,  0,  0};
-  auto load_weights = [&](int64_t h) LSA_TARGET_AVX2 {
-    const int64_t n = std::clamp<int64_t>(num_heads - h, 0, 8);
-    return _mm256_maskload_ps(n > 0 ? weights + h : weights,
-                              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kLanes + 8 - n)));
-  };
+  const int64_t n = std::clamp<int64_t>(num_heads - h, 0, 8);
+  return _mm256_maskload_ps(n > 0 ? weights + h : weights,
+                            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kLanes + 8 - n)));
+}
+
+/// Heads [first, padded) of the transposed query (first a multiple of 16) in 16- and 8-head
+/// blocks: logit_acc[c] += per-lane w * relu(scales[c] * q . k_c).
+LSA_TARGET_AVX2 inline void transposed_heads_avx2(const float* tile, int64_t num_rows, int64_t len,
+                                                  const float* qt, const float* weights,
+                                                  int32_t num_heads, int64_t first, int64_t padded,
+                                                  const float* scales, __m256* logit_acc) noexcept {
   // Heads outer, chunks inner: 16 heads' query columns stay in L1 while the tile passes by.
-  for (int64_t h = 0; h < padded; h += 16) {
-    const __m256 w0 = load_weights(h);
+  for (int64_t h = first; h < padded; h += 16) {
+    const __m256 w0 = load_head_weights8(weights, num_heads, h);
     const float* block = qt + h * len;
     if (h + 16 <= padded) {
-      const __m256 w1 = load_weights(h + 8);
+      const __m256 w1 = load_head_weights8(weights, num_heads, h + 8);
       for (int64_t c = 0; c < num_rows; c += 4) {
         outer_product_block<2>(tile + c * len, len, block, 16, scales + c, w0, w1, logit_acc + c);
       }
@@ -193,12 +202,90 @@ LSA_TARGET_AVX2 inline void weighted_relu_logits_transposed_avx2(
       }
     }
   }
+}
+
+/// outer_product_block with AVX-512 for kRows (4 or 8) tile rows and 32 heads: two 16-head
+/// blocks of the transposed query ([len][16] each). 8 rows: 16 accumulators, 2 query loads and 8
+/// broadcasts per 16 FMAs.
+template <int kRows>
+LSA_TARGET_AVX512 __attribute__((always_inline)) inline void outer_product_block_avx512(
+    const float* rows, int64_t len, const float* block0, const float* block1, const float* scales,
+    __m512 w0, __m512 w1, __m512* logit_acc) noexcept {
+  static_assert(kRows == 4 || kRows == 8);
+  __m512 acc0[kRows], acc1[kRows];
+#pragma GCC unroll 8
+  for (int r = 0; r < kRows; ++r) acc0[r] = acc1[r] = _mm512_setzero_ps();
+  for (int64_t d = 0; d < len; ++d) {
+    __m512 x0 = _mm512_loadu_ps(block0 + d * 16);
+    __m512 x1 = _mm512_loadu_ps(block1 + d * 16);
+    __asm__("" : "+v"(x0), "+v"(x1));
+#pragma GCC unroll 8
+    for (int r = 0; r < kRows; ++r) {
+      const __m512 b = _mm512_set1_ps(rows[r * len + d]);
+      acc0[r] = _mm512_fmadd_ps(b, x0, acc0[r]);
+      acc1[r] = _mm512_fmadd_ps(b, x1, acc1[r]);
+    }
+  }
+  const __m512 zero = _mm512_setzero_ps();
+#pragma GCC unroll 8
+  for (int r = 0; r < kRows; ++r) {
+    const __m512 s = _mm512_set1_ps(scales[r]);
+    const __m512 l = _mm512_fmadd_ps(_mm512_max_ps(_mm512_mul_ps(acc0[r], s), zero), w0, logit_acc[r]);
+    logit_acc[r] = _mm512_fmadd_ps(_mm512_max_ps(_mm512_mul_ps(acc1[r], s), zero), w1, l);
+  }
+}
+
+/// weighted_relu_logits_generic in AVX2/FMA, outer-product form, from the query transposed by
+/// transpose_query; num_rows <= kMaxRows.
+template <int kMaxRows>
+LSA_TARGET_AVX2 inline void weighted_relu_logits_transposed_avx2(
+    const float* tile, int64_t num_rows, int64_t len, const float* qt, const float* weights,
+    int32_t num_heads, const float* scales, float* logits) noexcept {
+  const int64_t padded = padded_heads(num_heads);
+  __m256 logit_acc[kMaxRows];
+  for (int64_t c = 0; c < num_rows; ++c) logit_acc[c] = _mm256_setzero_ps();
+  transposed_heads_avx2(tile, num_rows, len, qt, weights, num_heads, 0, padded, scales, logit_acc);
+  for (int64_t c = 0; c < num_rows; ++c) logits[c] = horizontal_sum(logit_acc[c]);
+}
+
+/// weighted_relu_logits_transposed_avx2 with AVX-512: 32 heads per pass; the last < 32 heads go
+/// through the AVX2 blocks. num_rows <= kMaxRows.
+template <int kMaxRows>
+LSA_TARGET_AVX512 inline void weighted_relu_logits_transposed_avx512(
+    const float* tile, int64_t num_rows, int64_t len, const float* qt, const float* weights,
+    int32_t num_heads, const float* scales, float* logits) noexcept {
+  const int64_t padded = padded_heads(num_heads);
+  __m512 wide_acc[kMaxRows];
+  __m256 narrow_acc[kMaxRows];
   for (int64_t c = 0; c < num_rows; ++c) {
-    __m128 x =
-        _mm_add_ps(_mm256_castps256_ps128(logit_acc[c]), _mm256_extractf128_ps(logit_acc[c], 1));
-    x = _mm_add_ps(x, _mm_movehl_ps(x, x));
-    x = _mm_add_ss(x, _mm_movehdup_ps(x));
-    logits[c] = _mm_cvtss_f32(x);
+    wide_acc[c] = _mm512_setzero_ps();
+    narrow_acc[c] = _mm256_setzero_ps();
+  }
+  // Weights of heads past num_heads read as 0 (their transposed query lanes are 0 as well).
+  auto load_weights = [&](int64_t h) LSA_TARGET_AVX512 {
+    const int64_t n = std::clamp<int64_t>(num_heads - h, 0, 16);
+    return _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << n) - 1u), n > 0 ? weights + h : weights);
+  };
+  int64_t h = 0;
+  for (; h + 32 <= padded; h += 32) {
+    const __m512 w0 = load_weights(h), w1 = load_weights(h + 16);
+    const float* block0 = qt + h * len;
+    const float* block1 = block0 + 16 * len;
+    int64_t c = 0;
+    for (; c + 8 <= num_rows; c += 8) {
+      outer_product_block_avx512<8>(tile + c * len, len, block0, block1, scales + c, w0, w1,
+                                    wide_acc + c);
+    }
+    if (c < num_rows) {  // num_rows is a multiple of 4
+      outer_product_block_avx512<4>(tile + c * len, len, block0, block1, scales + c, w0, w1,
+                                    wide_acc + c);
+    }
+  }
+  if (h < padded) {
+    transposed_heads_avx2(tile, num_rows, len, qt, weights, num_heads, h, padded, scales, narrow_acc);
+  }
+  for (int64_t c = 0; c < num_rows; ++c) {
+    logits[c] = _mm512_reduce_add_ps(wide_acc[c]) + horizontal_sum(narrow_acc[c]);
   }
 }
 #endif

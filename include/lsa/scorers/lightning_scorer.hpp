@@ -139,6 +139,10 @@ class LightningScorer {
                       bool transposed) const noexcept {
     const int64_t head_dim = config_.head_dim;
 #if LSA_X86_SIMD
+    if (transposed && detail::use_avx512_kernels()) {
+      return detail::weighted_relu_logits_transposed_avx512<detail::kMaxTileRows>(
+          tile.values, rows, head_dim, qt, w, config_.num_heads, tile.scales, logits);
+    }
     if (transposed) {
       return detail::weighted_relu_logits_transposed_avx2<detail::kMaxTileRows>(
           tile.values, rows, head_dim, qt, w, config_.num_heads, tile.scales, logits);
