@@ -230,8 +230,10 @@ LSA_TARGET_AVX512 __attribute__((always_inline)) inline void outer_product_block
 #pragma GCC unroll 8
   for (int r = 0; r < kRows; ++r) {
     const __m512 s = _mm512_set1_ps(scales[r]);
-    const __m512 l = _mm512_fmadd_ps(_mm512_max_ps(_mm512_mul_ps(acc0[r], s), zero), w0, logit_acc[r]);
-    logit_acc[r] = _mm512_fmadd_ps(_mm512_max_ps(_mm512_mul_ps(acc1[r], s), zero), w1, l);
+    // maskz_max: GCC 12's unmasked _mm512_max_ps trips -Wmaybe-uninitialized in its own header.
+    const __m512 l = _mm512_fmadd_ps(_mm512_maskz_max_ps(0xFFFF, _mm512_mul_ps(acc0[r], s), zero),
+                                     w0, logit_acc[r]);
+    logit_acc[r] = _mm512_fmadd_ps(_mm512_maskz_max_ps(0xFFFF, _mm512_mul_ps(acc1[r], s), zero), w1, l);
   }
 }
 
@@ -285,7 +287,11 @@ LSA_TARGET_AVX512 inline void weighted_relu_logits_transposed_avx512(
     transposed_heads_avx2(tile, num_rows, len, qt, weights, num_heads, h, padded, scales, narrow_acc);
   }
   for (int64_t c = 0; c < num_rows; ++c) {
-    logits[c] = _mm512_reduce_add_ps(wide_acc[c]) + horizontal_sum(narrow_acc[c]);
+    alignas(64) float lanes[16];  // (GCC 12's _mm512_reduce_add_ps warns like _mm512_max_ps)
+    _mm512_store_ps(lanes, wide_acc[c]);
+    float wide = 0.0f;
+    for (const float x : lanes) wide += x;
+    logits[c] = wide + horizontal_sum(narrow_acc[c]);
   }
 }
 #endif
