@@ -1,0 +1,44 @@
+// The decoder's numeric kernels: matrix products (AVX-512 where the CPU has it, portable loops
+// otherwise), RMS norm, rotary embeddings, SiLU, softmax.
+#pragma once
+
+#include <cstdint>
+
+namespace lsa_decode {
+
+class ThreadPool;
+
+/// y[i][o] = sum_k x[i][k] * w[o][k] for i < n, o < d_out (w row-major [d_out][d_in]). Output rows
+/// are split across the pool's threads; the result does not depend on the thread count.
+void matmul(ThreadPool& pool, const float* x, int64_t n, int64_t d_in, const float* w,
+            int64_t d_out, float* y);
+/// The same with row strides: x rows ldx floats apart, w rows ldw, y rows ldy.
+void matmul(ThreadPool& pool, const float* x, int64_t n, int64_t d_in, int64_t ldx, const float* w,
+            int64_t d_out, int64_t ldw, float* y, int64_t ldy);
+
+/// y[i][j] = sum_k x[i][k] * b[k][j] for i < n, j < m ("NN": b row-major [k][m]); rows ldx, ldb
+/// and ldy floats apart. Vectorized across j, so short sums (attention's head_dim) cost no
+/// horizontal adds. Single-threaded.
+void matmul_nn(const float* x, int64_t n, int64_t k, int64_t ldx, const float* b, int64_t m,
+               int64_t ldb, float* y, int64_t ldy);
+
+/// out = x / rms(x) * weight over d elements (out may alias x).
+void rms_norm(const float* x, const float* weight, int64_t d, float eps, float* out);
+
+/// Rotary embedding of `num_heads` vectors of `head_dim` at position `pos`, on adjacent pairs
+/// (x[2i], x[2i+1]) with frequency theta^(-2i/head_dim) (ggml's "normal" rope, which GGUF llama
+/// weights are converted for).
+void rope(float* v, int64_t num_heads, int64_t head_dim, int64_t pos, float theta);
+
+/// gate[i] = silu(gate[i]) * up[i].
+void silu_mul(float* gate, const float* up, int64_t n);
+
+/// sum_k a[k] * b[k].
+float dot(const float* a, const float* b, int64_t n);
+/// y += a * x.
+void axpy(float a, const float* x, float* y, int64_t n);
+
+/// In-place softmax over n values; returns log(sum(exp(x - max))) + max (the log normalizer).
+double softmax(float* x, int64_t n);
+
+}  // namespace lsa_decode

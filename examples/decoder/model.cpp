@@ -1,0 +1,260 @@
+#include "model.hpp"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "error.hpp"
+#include "gguf.hpp"
+#include "kernels.hpp"
+#include "quant.hpp"
+
+namespace lsa_decode {
+namespace {
+
+int32_t positive_int(const GgufFile& f, const char* key) {
+  const int64_t v = f.get_int(key);
+  if (v < 1 || v > (int64_t{1} << 30)) {
+    throw DecodeError(fmt::format("{}: metadata '{}' must be in [1, 2^30] (got {})", f.name(), key, v));
+  }
+  return static_cast<int32_t>(v);
+}
+
+// A tensor of dims {cols, rows} (ggml order) dequantized to rows x cols floats.
+std::vector<float> load(const GgufFile& f, const std::string& name, int64_t cols, int64_t rows) {
+  const GgufTensor& t = f.tensor(name);
+  const std::vector<int64_t> want = rows == 1 ? std::vector<int64_t>{cols} : std::vector<int64_t>{cols, rows};
+  if (t.dims != want) {
+    throw DecodeError(fmt::format("{}: tensor '{}' has dims {} but this model needs {}", f.name(), name,
+                                  t.dims, want));
+  }
+  std::vector<float> out(static_cast<size_t>(cols * rows));
+  dequantize(t.type, t.data, out.data(), cols * rows);
+  return out;
+}
+
+}  // namespace
+
+LlamaModel::LlamaModel(const GgufFile& f, int num_threads) : pool_(num_threads) {
+  const std::string arch = f.get_string("general.architecture");
+  if (arch != "llama") {
+    throw DecodeError(fmt::format("{}: general.architecture is '{}'; lsa-decode runs 'llama' models",
+                                  f.name(), arch));
+  }
+  ModelConfig& c = config_;
+  c.num_layers = positive_int(f, "llama.block_count");
+  c.d_model = positive_int(f, "llama.embedding_length");
+  c.num_heads = positive_int(f, "llama.attention.head_count");
+  c.num_kv_heads = f.has("llama.attention.head_count_kv")
+                       ? positive_int(f, "llama.attention.head_count_kv")
+                       : c.num_heads;
+  c.ffn_dim = positive_int(f, "llama.feed_forward_length");
+  c.context_length = positive_int(f, "llama.context_length");
+  if (f.has("llama.rope.freq_base")) c.rope_theta = static_cast<float>(f.get_float("llama.rope.freq_base"));
+  c.rms_eps = static_cast<float>(f.get_float("llama.attention.layer_norm_rms_epsilon"));
+  if (c.d_model % c.num_heads != 0 || c.num_heads % c.num_kv_heads != 0) {
+    throw DecodeError(fmt::format(
+        "{}: llama.embedding_length {} must divide into llama.attention.head_count {} heads, and "
+        "those into head_count_kv {} groups",
+        f.name(), c.d_model, c.num_heads, c.num_kv_heads));
+  }
+  c.head_dim = c.d_model / c.num_heads;
+  if (c.head_dim % 2 != 0) throw DecodeError(fmt::format("{}: head dim {} must be even", f.name(), c.head_dim));
+  if (f.has("llama.rope.dimension_count") && f.get_int("llama.rope.dimension_count") != c.head_dim) {
+    throw DecodeError(fmt::format("{}: llama.rope.dimension_count {} != head dim {} (partial rope is "
+                                  "not supported)",
+                                  f.name(), f.get_int("llama.rope.dimension_count"), c.head_dim));
+  }
+  if (!(c.rms_eps > 0.0f) || !(c.rope_theta > 0.0f)) {
+    throw DecodeError(fmt::format("{}: rope theta and rms epsilon must be positive", f.name()));
+  }
+  const GgufTensor& embd = f.tensor("token_embd.weight");
+  if (embd.dims.size() != 2 || embd.dims[0] != c.d_model) {
+    throw DecodeError(fmt::format("{}: tensor 'token_embd.weight' has dims {}, expected {{{}, vocab}}",
+                                  f.name(), embd.dims, c.d_model));
+  }
+  c.vocab_size = static_cast<int32_t>(embd.dims[1]);
+  token_embd_ = load(f, "token_embd.weight", c.d_model, c.vocab_size);
+  if (f.find_tensor("output.weight") != nullptr) output_ = load(f, "output.weight", c.d_model, c.vocab_size);
+  output_norm_ = load(f, "output_norm.weight", c.d_model, 1);
+  const int64_t q_dim = int64_t{c.num_heads} * c.head_dim, kv_dim = int64_t{c.num_kv_heads} * c.head_dim;
+  layers_.resize(static_cast<size_t>(c.num_layers));
+  for (int32_t l = 0; l < c.num_layers; ++l) {
+    const std::string p = fmt::format("blk.{}.", l);
+    Layer& L = layers_[l];
+    L.attn_norm = load(f, p + "attn_norm.weight", c.d_model, 1);
+    L.wq = load(f, p + "attn_q.weight", c.d_model, q_dim);
+    L.wk = load(f, p + "attn_k.weight", c.d_model, kv_dim);
+    L.wv = load(f, p + "attn_v.weight", c.d_model, kv_dim);
+    L.wo = load(f, p + "attn_output.weight", q_dim, c.d_model);
+    L.ffn_norm = load(f, p + "ffn_norm.weight", c.d_model, 1);
+    L.w_gate = load(f, p + "ffn_gate.weight", c.d_model, c.ffn_dim);
+    L.w_up = load(f, p + "ffn_up.weight", c.d_model, c.ffn_dim);
+    L.w_down = load(f, p + "ffn_down.weight", c.ffn_dim, c.d_model);
+  }
+}
+
+void LlamaModel::output_logits(const float* x, float* logits) const {
+  std::vector<float> h(static_cast<size_t>(config_.d_model));
+  rms_norm(x, output_norm_.data(), config_.d_model, config_.rms_eps, h.data());
+  const float* w = output_.empty() ? token_embd_.data() : output_.data();
+  matmul(pool_, h.data(), 1, config_.d_model, w, config_.vocab_size, logits);
+}
+
+void LlamaModel::prefill(std::span<const int32_t> tokens, std::vector<TokenState>& states,
+                         std::span<const int64_t> logit_positions, const LogitsFn& on_logits,
+                         const std::function<void(int, int)>& progress) const {
+  const ModelConfig& c = config_;
+  const auto n = static_cast<int64_t>(tokens.size());
+  const int64_t d = c.d_model, hd = c.head_dim, H = c.num_heads, KV = c.num_kv_heads;
+  const int64_t q_dim = H * hd, kv_dim = KV * hd, group = H / KV;
+  for (int32_t t : tokens) {
+    if (t < 0 || t >= c.vocab_size) throw DecodeError(fmt::format("token id {} is outside the vocabulary", t));
+  }
+  for (int64_t p : logit_positions) {
+    if (p < 0 || p >= n) throw DecodeError(fmt::format("logit position {} is outside [0, {})", p, n));
+  }
+  std::vector<float> x(n * d), h(n * d), q(n * q_dim), k(n * kv_dim), v(n * kv_dim), att(n * q_dim);
+  std::vector<float> tmp(n * d), gate(n * c.ffn_dim), up(n * c.ffn_dim);
+  for (int64_t i = 0; i < n; ++i) {
+    std::copy_n(token_embd_.data() + int64_t{tokens[i]} * d, d, x.data() + i * d);
+  }
+  states.resize(static_cast<size_t>(n));
+  for (TokenState& s : states) {
+    s.kv.resize(c.num_layers * c.kv_floats());
+    s.key.resize(c.num_layers * kv_dim);
+    s.query.resize(c.num_layers * q_dim);
+  }
+  constexpr int64_t kBlock = 64;  // queries per attention block
+  std::vector<float> kt(hd * n), vh(n * hd);  // one KV head: K transposed, V
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  for (int32_t l = 0; l < c.num_layers; ++l) {
+    const Layer& L = layers_[l];
+    for (int64_t i = 0; i < n; ++i) rms_norm(x.data() + i * d, L.attn_norm.data(), d, c.rms_eps, h.data() + i * d);
+    matmul(pool_, h.data(), n, d, L.wq.data(), q_dim, q.data());
+    matmul(pool_, h.data(), n, d, L.wk.data(), kv_dim, k.data());
+    matmul(pool_, h.data(), n, d, L.wv.data(), kv_dim, v.data());
+    for (int64_t i = 0; i < n; ++i) {
+      rope(q.data() + i * q_dim, H, hd, i, c.rope_theta);
+      rope(k.data() + i * kv_dim, KV, hd, i, c.rope_theta);
+      TokenState& s = states[i];
+      std::copy_n(k.data() + i * kv_dim, kv_dim, s.kv.data() + l * c.kv_floats());
+      std::copy_n(v.data() + i * kv_dim, kv_dim, s.kv.data() + l * c.kv_floats() + kv_dim);
+      std::copy_n(k.data() + i * kv_dim, kv_dim, s.key.data() + l * kv_dim);
+      std::copy_n(q.data() + i * q_dim, q_dim, s.query.data() + l * q_dim);
+    }
+    // Causal attention in blocks of queries: S = Q K^T, softmax, O = P V; the (head, block) pairs
+    // are spread over the pool's threads.
+    for (int64_t g = 0; g < KV; ++g) {
+      for (int64_t i = 0; i < n; ++i) {
+        for (int64_t e = 0; e < hd; ++e) kt[e * n + i] = k[i * kv_dim + g * hd + e];
+        std::copy_n(v.data() + i * kv_dim + g * hd, hd, vh.data() + i * hd);
+      }
+      const int64_t blocks = (n + kBlock - 1) / kBlock;
+      pool_.parallel_for(group * blocks, 1, [&](int64_t begin, int64_t end) {
+        std::vector<float> scores(static_cast<size_t>(kBlock * n));
+        for (int64_t job = begin; job < end; ++job) {
+          const int64_t hh = g * group + job / blocks, i0 = job % blocks * kBlock;
+          const int64_t rows = std::min(kBlock, n - i0), keys = i0 + rows;
+          const float* qb = q.data() + i0 * q_dim + hh * hd;
+          matmul_nn(qb, rows, hd, q_dim, kt.data(), keys, n, scores.data(), keys);
+          for (int64_t r = 0; r < rows; ++r) {
+            float* row = scores.data() + r * keys;
+            const int64_t valid = i0 + r + 1;
+            for (int64_t j = 0; j < valid; ++j) row[j] *= scale;
+            softmax(row, valid);
+            std::fill(row + valid, row + keys, 0.0f);
+          }
+          matmul_nn(scores.data(), rows, keys, keys, vh.data(), hd, hd, att.data() + i0 * q_dim + hh * hd, q_dim);
+        }
+      });
+    }
+    matmul(pool_, att.data(), n, q_dim, L.wo.data(), d, tmp.data());
+    for (int64_t i = 0; i < n * d; ++i) x[i] += tmp[i];
+    for (int64_t i = 0; i < n; ++i) rms_norm(x.data() + i * d, L.ffn_norm.data(), d, c.rms_eps, h.data() + i * d);
+    matmul(pool_, h.data(), n, d, L.w_gate.data(), c.ffn_dim, gate.data());
+    matmul(pool_, h.data(), n, d, L.w_up.data(), c.ffn_dim, up.data());
+    silu_mul(gate.data(), up.data(), n * c.ffn_dim);
+    matmul(pool_, gate.data(), n, c.ffn_dim, L.w_down.data(), d, tmp.data());
+    for (int64_t i = 0; i < n * d; ++i) x[i] += tmp[i];
+    if (progress) progress(l + 1, c.num_layers);
+  }
+  // Output projection in blocks of positions: one matrix product per block.
+  constexpr int64_t kLogitRows = 32;
+  const float* w = output_.empty() ? token_embd_.data() : output_.data();
+  std::vector<float> normed(kLogitRows * d), block(kLogitRows * c.vocab_size);
+  for (size_t j0 = 0; j0 < logit_positions.size(); j0 += kLogitRows) {
+    const auto rows = static_cast<int64_t>(std::min<size_t>(kLogitRows, logit_positions.size() - j0));
+    for (int64_t r = 0; r < rows; ++r) {
+      rms_norm(x.data() + logit_positions[j0 + r] * d, output_norm_.data(), d, c.rms_eps, normed.data() + r * d);
+    }
+    matmul(pool_, normed.data(), rows, d, w, c.vocab_size, block.data());
+    for (int64_t r = 0; r < rows; ++r) {
+      on_logits(logit_positions[j0 + r], std::span<const float>(block.data() + r * c.vocab_size, c.vocab_size));
+    }
+  }
+}
+
+void LlamaModel::decode(int32_t token, int64_t pos, std::span<const KvPage> pages, int64_t page_tokens,
+                        TokenState& state, std::vector<float>& logits) const {
+  const ModelConfig& c = config_;
+  if (token < 0 || token >= c.vocab_size) throw DecodeError(fmt::format("token id {} is outside the vocabulary", token));
+  const int64_t d = c.d_model, hd = c.head_dim, H = c.num_heads, KV = c.num_kv_heads;
+  const int64_t q_dim = H * hd, kv_dim = KV * hd, group = H / KV, kvf = c.kv_floats();
+  int64_t context = 1;
+  for (const KvPage& p : pages) context += p.num_tokens;
+  std::vector<float> x(token_embd_.begin() + int64_t{token} * d, token_embd_.begin() + (int64_t{token} + 1) * d);
+  std::vector<float> h(d), att(q_dim), tmp(d), gate(c.ffn_dim), up(c.ffn_dim), scores(context);
+  state.kv.resize(c.num_layers * kvf);
+  state.key.resize(c.num_layers * kv_dim);
+  state.query.resize(c.num_layers * q_dim);
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  for (int32_t l = 0; l < c.num_layers; ++l) {
+    const Layer& L = layers_[l];
+    float* q = state.query.data() + l * q_dim;
+    float* k = state.kv.data() + l * kvf;
+    float* v = k + kv_dim;
+    rms_norm(x.data(), L.attn_norm.data(), d, c.rms_eps, h.data());
+    matmul(pool_, h.data(), 1, d, L.wq.data(), q_dim, q);
+    matmul(pool_, h.data(), 1, d, L.wk.data(), kv_dim, k);
+    matmul(pool_, h.data(), 1, d, L.wv.data(), kv_dim, v);
+    rope(q, H, hd, pos, c.rope_theta);
+    rope(k, KV, hd, pos, c.rope_theta);
+    std::copy_n(k, kv_dim, state.key.data() + l * kv_dim);
+    const int64_t layer_offset = l * page_tokens * kvf;
+    for (int64_t hh = 0; hh < H; ++hh) {
+      const int64_t g = hh / group;
+      const float* qh = q + hh * hd;
+      int64_t j = 0;
+      for (const KvPage& p : pages) {
+        const float* base = p.base + layer_offset + g * hd;
+        for (int32_t t = 0; t < p.num_tokens; ++t) scores[j++] = dot(qh, base + t * kvf, hd) * scale;
+      }
+      scores[j] = dot(qh, k + g * hd, hd) * scale;
+      softmax(scores.data(), context);
+      float* o = att.data() + hh * hd;
+      std::fill(o, o + hd, 0.0f);
+      j = 0;
+      for (const KvPage& p : pages) {
+        const float* base = p.base + layer_offset + kv_dim + g * hd;
+        for (int32_t t = 0; t < p.num_tokens; ++t) axpy(scores[j++], base + t * kvf, o, hd);
+      }
+      axpy(scores[j], v + g * hd, o, hd);
+    }
+    matmul(pool_, att.data(), 1, q_dim, L.wo.data(), d, tmp.data());
+    for (int64_t i = 0; i < d; ++i) x[i] += tmp[i];
+    rms_norm(x.data(), L.ffn_norm.data(), d, c.rms_eps, h.data());
+    matmul(pool_, h.data(), 1, d, L.w_gate.data(), c.ffn_dim, gate.data());
+    matmul(pool_, h.data(), 1, d, L.w_up.data(), c.ffn_dim, up.data());
+    silu_mul(gate.data(), up.data(), c.ffn_dim);
+    matmul(pool_, gate.data(), 1, c.ffn_dim, L.w_down.data(), d, tmp.data());
+    for (int64_t i = 0; i < d; ++i) x[i] += tmp[i];
+  }
+  logits.resize(static_cast<size_t>(c.vocab_size));
+  output_logits(x.data(), logits.data());
+}
+
+}  // namespace lsa_decode

@@ -1,0 +1,87 @@
+// A Llama-family transformer (SmolLM2 and the like) read from GGUF, weights dequantized to fp32,
+// with a dense prefill and a decode step whose attention reads only the KV pages it is given.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "thread_pool.hpp"
+
+namespace lsa_decode {
+
+class GgufFile;
+
+/// Shapes and constants from the GGUF metadata (llama.*).
+struct ModelConfig {
+  int32_t num_layers = 0;
+  int32_t d_model = 0;
+  int32_t num_heads = 0;
+  int32_t num_kv_heads = 0;
+  int32_t head_dim = 0;
+  int32_t ffn_dim = 0;
+  int32_t vocab_size = 0;
+  int64_t context_length = 0;
+  float rope_theta = 10000.0f;
+  float rms_eps = 1e-5f;
+
+  /// Floats of one token's K and V in one layer: [K: kv_heads][head_dim] then [V: ...].
+  int64_t kv_floats() const { return int64_t{2} * num_kv_heads * head_dim; }
+};
+
+/// One KV page as the decode step reads it: `base` is [num_layers][page_tokens][kv_floats] and
+/// the first `num_tokens` tokens are valid.
+struct KvPage {
+  const float* base = nullptr;
+  int32_t num_tokens = 0;
+};
+
+/// What one token's forward pass produces besides its logits.
+struct TokenState {
+  std::vector<float> kv;     ///< [num_layers][kv_floats]: K (after rope) and V of this token
+  std::vector<float> key;    ///< [num_layers][kv_heads][head_dim]: K, the index key lsa summarizes
+  std::vector<float> query;  ///< [num_layers][num_heads][head_dim]: Q after rope, the index query
+};
+
+class LlamaModel {
+ public:
+  /// Reads and checks the architecture ("llama"), the shapes and every tensor; throws DecodeError
+  /// naming the key or tensor that is missing or of the wrong shape.
+  LlamaModel(const GgufFile& file, int num_threads);
+
+  const ModelConfig& config() const { return config_; }
+  ThreadPool& pool() const { return pool_; }
+
+  /// Called with a position and the logits of the token after it (vocab_size floats).
+  using LogitsFn = std::function<void(int64_t, std::span<const float>)>;
+
+  /// Dense causal forward of tokens [0, n) from an empty context. Fills states[i] for every token
+  /// and calls `on_logits` for each position in `logit_positions`, in order (computed in blocks,
+  /// so asking for every position costs a matrix product, not one per token).
+  /// `progress(layers_done, num_layers)` is called after each layer when given.
+  void prefill(std::span<const int32_t> tokens, std::vector<TokenState>& states,
+               std::span<const int64_t> logit_positions, const LogitsFn& on_logits,
+               const std::function<void(int, int)>& progress = {}) const;
+
+  /// One token at position `pos` attending to the tokens of `pages` (in the order given) and to
+  /// itself. Fills `state` and `logits` (vocab_size floats).
+  void decode(int32_t token, int64_t pos, std::span<const KvPage> pages, int64_t page_tokens,
+              TokenState& state, std::vector<float>& logits) const;
+
+ private:
+  struct Layer {
+    std::vector<float> attn_norm, wq, wk, wv, wo, ffn_norm, w_gate, w_up, w_down;
+  };
+  void output_logits(const float* x, float* logits) const;
+
+  ModelConfig config_;
+  std::vector<float> token_embd_;  // [vocab][d_model], also the output projection when tied
+  std::vector<float> output_;      // [vocab][d_model] when the file has output.weight, else empty
+  std::vector<float> output_norm_;
+  std::vector<Layer> layers_;
+  mutable ThreadPool pool_;
+};
+
+}  // namespace lsa_decode

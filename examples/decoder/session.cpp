@@ -1,0 +1,195 @@
+#include "session.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstring>
+
+#include "error.hpp"
+#include "random_scorer.hpp"
+#include "recency_scorer.hpp"
+
+namespace lsa_decode {
+namespace {
+
+void check(lsa::Status s, const char* what) {
+  if (!lsa::ok(s)) throw DecodeError(fmt::format("lsa {} failed: {}", what, lsa::to_string(s)));
+}
+
+template <class Scorer>
+class CacheSession final : public Session {
+ public:
+  CacheSession(const LlamaModel& model, const lsa::CacheConfig& config, bool current_query)
+      : model_(model),
+        current_query_(current_query),
+        cache_(config),
+        view_(1, config.policy.kmax_pages, static_cast<int32_t>(config.max_tokens / config.page_tokens() + 1)),
+        where_(static_cast<size_t>(config.page_tokens())) {
+    const lsa::Status s = cache_.add(kId);
+    check(s, "add");
+  }
+
+  void append_prefill(std::span<const TokenState> states) override {
+    const ModelConfig& m = model_.config();
+    const int64_t kv_bytes = m.num_layers * m.kv_floats() * int64_t{sizeof(float)};
+    const int64_t key_bytes = static_cast<int64_t>(states.empty() ? 0 : states[0].key.size() * sizeof(float));
+    const int64_t piece = cache_.config().page_tokens();
+    for (size_t first = 0; first < states.size(); first += static_cast<size_t>(piece)) {
+      const auto n = static_cast<int32_t>(std::min<size_t>(static_cast<size_t>(piece), states.size() - first));
+      kv_.resize(static_cast<size_t>(n * kv_bytes));
+      keys_.resize(static_cast<size_t>(n * key_bytes));
+      for (int32_t i = 0; i < n; ++i) {
+        const TokenState& s = states[first + i];
+        std::memcpy(kv_.data() + i * kv_bytes, s.kv.data(), static_cast<size_t>(kv_bytes));
+        std::memcpy(keys_.data() + i * key_bytes, s.key.data(), static_cast<size_t>(key_bytes));
+      }
+      where_.resize(static_cast<size_t>(n));
+      check(cache_.append(kId, n, {keys_.data(), n}, where_, kv_.data()), "append (prefill)");
+    }
+    if (!states.empty()) last_query_ = states.back().query;
+  }
+
+  const std::vector<float>& decode(int32_t token) override {
+    attend(token, last_query_);
+    if (current_query_ && cache_.refresh_due(kId)) {
+      // Quest-style: select again with this token's own query, then attend to that selection.
+      current_.assign(state_.query.begin(), state_.query.end());
+      attend(token, current_);
+    }
+    where_.resize(1);
+    check(cache_.append(kId, 1, {reinterpret_cast<const std::byte*>(state_.key.data()), 1}, where_,
+                        reinterpret_cast<const std::byte*>(state_.kv.data())),
+          "append (decode)");
+    last_query_ = state_.query;
+    return logits_;
+  }
+
+  int64_t length() const override { return cache_.length(kId); }
+  lsa::Stats stats() const override { return cache_.stats(); }
+  const lsa::CacheConfig& cache_config() const override { return cache_.config(); }
+  int64_t pages_in_last_view() const override { return static_cast<int64_t>(pages_.size()); }
+
+ private:
+  // One step (refreshing with `query` when due) and the model's decode over the view's pages.
+  void attend(int32_t token, std::span<const float> query) {
+    const lsa::SeqId batch[1] = {kId};
+    std::array<lsa::Query, 1> queries{lsa::Query{query, {}}};
+    const bool due = cache_.refresh_due(kId);
+    check(cache_.step(batch, due ? std::span<const lsa::Query>(queries) : std::span<const lsa::Query>{},
+                      view_.buffers()),
+          "step");
+    const int64_t page_tokens = cache_.config().page_tokens();
+    const int32_t begin = view_.indptr[0], end = view_.indptr[1];
+    pages_.clear();
+    for (int32_t i = begin; i < end; ++i) {
+      const bool tail = i == end - 1;
+      pages_.push_back({reinterpret_cast<const float*>(cache_.store().slot_data(view_.indices[i])),
+                        tail ? view_.last_page_len[0] : static_cast<int32_t>(page_tokens)});
+    }
+    const int64_t pos = cache_.length(kId);
+    model_.decode(token, pos, pages_, page_tokens, state_, logits_);
+  }
+
+  static constexpr lsa::SeqId kId = 1;
+  const LlamaModel& model_;
+  const bool current_query_;
+  std::vector<float> current_;
+  lsa::SparseKVCache<lsa::Chunker, Scorer> cache_;
+  lsa::ViewStorage view_;
+  std::vector<lsa::TokenSlot> where_;
+  std::vector<std::byte> kv_, keys_;
+  std::vector<float> last_query_;
+  std::vector<KvPage> pages_;
+  TokenState state_;
+  std::vector<float> logits_;
+};
+
+}  // namespace
+
+ScorerKind parse_scorer(const std::string& name) {
+  if (name == "bound") return ScorerKind::kBound;
+  if (name == "centroid") return ScorerKind::kCentroid;
+  if (name == "random") return ScorerKind::kRandom;
+  if (name == "recency") return ScorerKind::kRecency;
+  throw DecodeError(
+      fmt::format("--scorer must be 'bound', 'centroid', 'random' or 'recency' (got '{}')", name));
+}
+
+lsa::CacheConfig make_cache_config(const ModelConfig& m, const CacheOptions& o) {
+  if (o.max_tokens < 1) throw DecodeError(fmt::format("max tokens must be >= 1 (got {})", o.max_tokens));
+  if (o.current_query && o.interval != 1) {
+    throw DecodeError(fmt::format(
+        "current-query (Quest-style) selection refreshes every step: it needs interval 1 (got {})",
+        o.interval));
+  }
+  lsa::CacheConfig c;
+  c.num_layers = m.num_layers;
+  c.bytes_per_token_per_layer = m.kv_floats() * int64_t{sizeof(float)};
+  c.chunk_tokens = o.chunk_tokens;
+  c.page_chunks = o.page_chunks;
+  c.max_sequences = 1;
+  c.max_tokens = o.max_tokens;
+  c.recall_mode = lsa::RecallMode::kSync;
+  lsa::PolicyConfig& p = c.policy;
+  p.interval = o.interval;
+  p.spread_phase = false;
+  p.sink_chunks = o.sink_chunks;
+  p.recent_chunks = o.recent_chunks;
+  p.selection = lsa::Selection::kTopK;
+  p.page_score = lsa::PageScore::kScoreMass;
+  const int64_t page_tokens = int64_t{o.chunk_tokens} * o.page_chunks;
+  if (o.chunk_tokens < 1 || o.page_chunks < 1) {
+    throw DecodeError(fmt::format("--chunk-tokens and --page-chunks must be >= 1 (got {} and {})",
+                                  o.chunk_tokens, o.page_chunks));
+  }
+  const int64_t max_pages = (o.max_tokens + page_tokens - 1) / page_tokens;
+  const int64_t forced = lsa::Chunker(o.chunk_tokens, o.page_chunks).max_forced_pages(o.sink_chunks, o.recent_chunks);
+  int64_t kmax = max_pages;
+  if (!o.dense) {
+    if (o.budget_pages > 0) {
+      kmax = o.budget_pages;
+    } else if (o.budget_fraction > 0.0 && o.budget_fraction <= 1.0) {
+      kmax = static_cast<int64_t>(std::ceil(o.budget_fraction * static_cast<double>(max_pages)));
+    } else {
+      throw DecodeError(fmt::format("--budget must be a fraction in (0, 1] or a page count (got {})",
+                                    o.budget_fraction));
+    }
+    if (kmax < forced) {
+      throw DecodeError(fmt::format(
+          "--budget gives {} pages, fewer than the {} pages sink, recent and tail force; raise it",
+          kmax, forced));
+    }
+  }
+  p.kmax_pages = static_cast<int32_t>(std::max(std::min(kmax, max_pages), forced));
+  p.top_k_chunks = std::max<int32_t>(1, p.kmax_pages * o.page_chunks);
+  c.num_slots = p.kmax_pages;
+  lsa::ScorerConfig& s = c.scorer;
+  s.num_layers = m.num_layers;
+  s.num_heads = m.num_heads;
+  s.num_key_heads = m.num_kv_heads;
+  s.head_dim = m.head_dim;
+  s.key_format = lsa::KeyFormat::kF32;
+  s.ensemble = lsa::Ensemble::kMean;
+  lsa::validate(c);
+  return c;
+}
+
+std::unique_ptr<Session> make_session(const LlamaModel& model, const CacheOptions& options) {
+  const lsa::CacheConfig config = make_cache_config(model.config(), options);
+  const bool current = options.current_query;
+  switch (options.scorer) {
+    case ScorerKind::kCentroid:
+      return std::make_unique<CacheSession<lsa::CentroidScorer>>(model, config, current);
+    case ScorerKind::kRandom:
+      return std::make_unique<CacheSession<RandomScorer>>(model, config, current);
+    case ScorerKind::kRecency:
+      return std::make_unique<CacheSession<RecencyScorer>>(model, config, current);
+    case ScorerKind::kBound:
+      break;
+  }
+  return std::make_unique<CacheSession<lsa::BoundScorer>>(model, config, current);
+}
+
+}  // namespace lsa_decode

@@ -1,0 +1,66 @@
+// One decoding sequence whose KV cache is an lsa::SparseKVCache: dense prefill states go in page
+// by page, every decode step asks lsa for the view and attends only to the pages listed in it.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <lsa/lsa.hpp>
+
+#include "model.hpp"
+
+namespace lsa_decode {
+
+/// Which lsa scorer ranks chunks: a query-aware one summarizing the model's keys (bound,
+/// centroid), or a baseline (random draws, recency) from random_scorer.hpp / recency_scorer.hpp.
+enum class ScorerKind { kBound, kCentroid, kRandom, kRecency };
+
+/// How the KV cache of a session is configured.
+struct CacheOptions {
+  bool dense = false;             ///< every page resident (kmax covers max_tokens)
+  double budget_fraction = 0.10;  ///< kmax as a fraction of the pages of max_tokens ...
+  int32_t budget_pages = 0;       ///< ... or as a page count when > 0
+  int32_t chunk_tokens = 16;
+  int32_t page_chunks = 1;
+  int32_t interval = 64;          ///< decode steps between refreshes
+  int32_t sink_chunks = 1;        ///< always resident, part of the budget
+  int32_t recent_chunks = 1;      ///< always resident, part of the budget
+  ScorerKind scorer = ScorerKind::kBound;
+  int64_t max_tokens = 8192;      ///< context capacity (prompt + generated)
+  /// Quest-style selection with the current token's query (needs interval 1): a first pass over
+  /// the previous step's pages computes this token's queries, the refresh scores with them, and a
+  /// second pass attends to the new pages. Twice the decode work; default: the previous token's.
+  bool current_query = false;
+};
+
+/// Parses "bound" / "centroid" / "random" / "recency"; throws DecodeError naming the value otherwise.
+ScorerKind parse_scorer(const std::string& name);
+
+/// The lsa configuration these options give for `model` (kmax, slots, scorer shapes).
+lsa::CacheConfig make_cache_config(const ModelConfig& model, const CacheOptions& options);
+
+class Session {
+ public:
+  virtual ~Session() = default;
+
+  /// Appends tokens whose states a dense prefill computed, and remembers the last token's query
+  /// for the first refresh.
+  virtual void append_prefill(std::span<const TokenState> states) = 0;
+  /// Decodes `token` at the next position: step (refresh when due) -> attention over the view ->
+  /// append. Returns the logits of the next token.
+  virtual const std::vector<float>& decode(int32_t token) = 0;
+
+  virtual int64_t length() const = 0;
+  virtual lsa::Stats stats() const = 0;
+  virtual const lsa::CacheConfig& cache_config() const = 0;
+  /// Pages the last decode step attended to.
+  virtual int64_t pages_in_last_view() const = 0;
+};
+
+/// A session on `model` (which must outlive it).
+std::unique_ptr<Session> make_session(const LlamaModel& model, const CacheOptions& options);
+
+}  // namespace lsa_decode

@@ -1,0 +1,180 @@
+// The decoder's model and lsa session on the real SmolLM2 model: logits against an independent
+// float64 reference, dense vs lsa equivalence, and the budget. Skipped (WARN) without the model.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <memory>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include "error.hpp"
+#include "gguf.hpp"
+#include "model.hpp"
+#include "session.hpp"
+
+#ifndef LSA_MODELS_DIR
+#define LSA_MODELS_DIR ""
+#endif
+
+namespace {
+
+using lsa_decode::CacheOptions;
+using lsa_decode::LlamaModel;
+using lsa_decode::TokenState;
+
+struct Loaded {
+  explicit Loaded(const std::string& path) : file(lsa_decode::GgufFile::open(path)), model(file, 2) {}
+  lsa_decode::GgufFile file;
+  LlamaModel model;
+};
+
+// The model, loaded once for every test; null (and a WARN) when the file is missing.
+const Loaded* loaded() {
+  static const std::unique_ptr<Loaded> instance = []() -> std::unique_ptr<Loaded> {
+    const std::string path = std::string(LSA_MODELS_DIR) + "/SmolLM2-135M-Instruct.Q4_1.gguf";
+    if (!std::filesystem::exists(path)) return nullptr;
+    return std::make_unique<Loaded>(path);
+  }();
+  if (instance == nullptr) WARN("model file missing (run scripts/fetch_model.sh): test skipped");
+  return instance.get();
+}
+
+std::vector<float> prefill_last_logits(const LlamaModel& m, const std::vector<int32_t>& ids,
+                                       std::vector<TokenState>& states) {
+  std::vector<float> logits;
+  const int64_t last = static_cast<int64_t>(ids.size()) - 1;
+  m.prefill(ids, states, std::span(&last, 1),
+            [&](int64_t, std::span<const float> row) { logits.assign(row.begin(), row.end()); });
+  return logits;
+}
+
+// A deterministic token sequence of ordinary ids.
+std::vector<int32_t> tokens(int64_t n, uint32_t seed) {
+  std::vector<int32_t> ids(static_cast<size_t>(n));
+  uint32_t s = seed;
+  for (int32_t& id : ids) {
+    s = s * 1664525u + 1013904223u;
+    id = 100 + static_cast<int32_t>((s >> 8) % 20000);
+  }
+  return ids;
+}
+
+}  // namespace
+
+TEST_CASE("model: prefill logits match an independent float64 reference", "[decoder][model]") {
+  const Loaded* l = loaded();
+  if (l == nullptr) return;
+  // Expected values from examples/decoder/tools/reference_logits.py (numpy float64 forward over
+  // weights dequantized by the `gguf` Python package):
+  //   python3 examples/decoder/tools/reference_logits.py models/SmolLM2-135M-Instruct.Q4_1.gguf \
+  //     504,3458,314,4198,429,253,10225,30
+  const std::vector<int32_t> ids = {504, 3458, 314, 4198, 429, 253, 10225, 30};
+  const std::vector<std::pair<int32_t, double>> want = {
+      {198, 23.02016}, {216, 22.42674}, {378, 21.47441}, {33, 21.10227}, {1094, 21.06074}};
+  std::vector<TokenState> states;
+  const std::vector<float> logits = prefill_last_logits(l->model, ids, states);
+  REQUIRE(logits.size() == 49152);
+  std::vector<int32_t> order(logits.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::partial_sort(order.begin(), order.begin() + 5, order.end(),
+                    [&](int32_t a, int32_t b) { return logits[a] > logits[b]; });
+  for (size_t i = 0; i < want.size(); ++i) {
+    INFO("rank " << i);
+    CHECK(order[i] == want[i].first);
+    CHECK(std::abs(logits[want[i].first] - want[i].second) < 2e-3);
+  }
+}
+
+TEST_CASE("model: the decode step reproduces the prefill's logits", "[decoder][model]") {
+  const Loaded* l = loaded();
+  if (l == nullptr) return;
+  const std::vector<int32_t> ids = tokens(40, 7);
+  std::vector<TokenState> states;
+  const std::vector<float> want = prefill_last_logits(l->model, ids, states);
+  // The same history token by token through a dense session.
+  CacheOptions o;
+  o.dense = true;
+  o.max_tokens = 64;
+  auto session = lsa_decode::make_session(l->model, o);
+  std::vector<float> got;
+  for (int32_t id : ids) got = session->decode(id);
+  REQUIRE(got.size() == want.size());
+  double max_diff = 0.0;
+  for (size_t i = 0; i < got.size(); ++i) max_diff = std::max(max_diff, double(std::abs(got[i] - want[i])));
+  INFO("max |decode - prefill| = " << max_diff);
+  CHECK(max_diff < 1e-3);
+  // And the per-token states the sessions keep agree with the prefill's K/V.
+  CHECK(session->length() == 40);
+}
+
+TEST_CASE("model: lsa with a budget that covers the context gives bit-identical logits to dense",
+          "[decoder][model]") {
+  const Loaded* l = loaded();
+  if (l == nullptr) return;
+  const std::vector<int32_t> prompt = tokens(70, 11), next = tokens(12, 12);
+  std::vector<TokenState> states;
+  (void)prefill_last_logits(l->model, prompt, states);
+  CacheOptions dense;
+  dense.dense = true;
+  dense.max_tokens = 96;
+  CacheOptions covering = dense;
+  covering.dense = false;
+  covering.budget_fraction = 1.0;
+  covering.interval = 3;
+  auto a = lsa_decode::make_session(l->model, dense);
+  auto b = lsa_decode::make_session(l->model, covering);
+  a->append_prefill(states);
+  b->append_prefill(states);
+  for (size_t t = 0; t < next.size(); ++t) {
+    INFO("step " << t);
+    const std::vector<float> la = a->decode(next[t]);
+    const std::vector<float>& lb = b->decode(next[t]);
+    REQUIRE(la == lb);  // bit-identical
+  }
+  CHECK(b->stats().resident_fraction == 1.0);
+}
+
+TEST_CASE("model: a sparse budget keeps at most kmax pages resident and still decodes",
+          "[decoder][model]") {
+  const Loaded* l = loaded();
+  if (l == nullptr) return;
+  const std::vector<int32_t> prompt = tokens(160, 21), next = tokens(20, 22);
+  std::vector<TokenState> states;
+  (void)prefill_last_logits(l->model, prompt, states);
+  CacheOptions o;
+  o.budget_fraction = 0.4;
+  o.interval = 4;
+  o.max_tokens = 192;
+  auto s = lsa_decode::make_session(l->model, o);
+  s->append_prefill(states);
+  const int32_t kmax = s->cache_config().policy.kmax_pages;
+  CHECK(kmax == 5);  // ceil(0.4 * 12 pages of 16 tokens)
+  for (int32_t id : next) {
+    const std::vector<float>& logits = s->decode(id);
+    REQUIRE(std::all_of(logits.begin(), logits.end(), [](float x) { return std::isfinite(x); }));
+    CHECK(s->pages_in_last_view() <= kmax);
+  }
+  const lsa::Stats st = s->stats();
+  CHECK(st.resident_pages <= kmax);
+  CHECK(st.total_pages == 12);
+  CHECK(st.refreshes >= 4);
+}
+
+TEST_CASE("model: bad input is refused with a message naming it", "[decoder][model]") {
+  const Loaded* l = loaded();
+  if (l == nullptr) return;
+  std::vector<TokenState> states;
+  const std::vector<int32_t> bad = {1, 2, 49152};
+  CHECK_THROWS_WITH(prefill_last_logits(l->model, bad, states), Catch::Contains("49152"));
+  CacheOptions o;
+  o.budget_fraction = 0.001;
+  o.max_tokens = 64;
+  CHECK_THROWS_WITH(lsa_decode::make_session(l->model, o), Catch::Contains("--budget"));
+  CHECK_THROWS_WITH(lsa_decode::parse_scorer("quest"), Catch::Contains("quest"));
+  o.budget_fraction = 1.0;
+  auto s = lsa_decode::make_session(l->model, o);
+  CHECK_THROWS_WITH(s->decode(-1), Catch::Contains("-1"));
+}
