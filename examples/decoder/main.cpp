@@ -6,6 +6,7 @@
 //              [--threads N] [--raw] [--ids I,J,..] [--top5]
 //              [--perplexity text.txt --tokens N]
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <chrono>
@@ -35,6 +36,7 @@ struct Options {
   int32_t max_new = 64;
   bool raw = false;
   bool top5 = false;
+  bool show_ids = false;
   std::string perplexity_file;
   int64_t perplexity_tokens = 4096;
   int threads = 0;
@@ -94,6 +96,7 @@ void print_help() {
       "      --recent-chunks N  last chunks always resident (default 1)\n"
       "      --threads N        worker threads (default: hardware threads)\n"
       "      --top5             print the top-5 next-token ids and logits after the prompt\n"
+      "      --show-ids         print the prompt's token ids\n"
       "      --perplexity PATH  dense perplexity of the first --tokens N tokens of a text file\n");
 }
 
@@ -125,6 +128,8 @@ Options parse(int argc, char** argv) {
       o.raw = true;
     } else if (a == "--top5") {
       o.top5 = true;
+    } else if (a == "--show-ids") {
+      o.show_ids = true;
     } else if (a == "--dense") {
       o.cache.dense = true;
     } else if (a == "--budget") {
@@ -222,6 +227,7 @@ int run(int argc, char** argv) {
   const std::string text = o.raw ? o.prompt : Tokenizer::chat_prompt({{"user", o.prompt}});
   const std::vector<int32_t> prompt = !o.ids.empty() ? o.ids : tok.encode(text, /*parse_special=*/!o.raw);
   if (prompt.empty()) throw DecodeError("the prompt has no tokens");
+  if (o.show_ids) fmt::print("prompt token ids ({}): {}\n", prompt.size(), fmt::join(prompt, ","));
   CacheOptions cache = o.cache;
   cache.max_tokens = static_cast<int64_t>(prompt.size()) + o.max_new + 1;
   auto session = make_session(model, cache);
