@@ -88,47 +88,62 @@ void matmul(ThreadPool& pool, const float* x, int64_t n, int64_t d_in, const flo
   matmul(pool, x, n, d_in, d_in, w, d_out, d_in, y, d_out);
 }
 
-void matmul(ThreadPool& pool, const float* x, int64_t n, int64_t d_in, int64_t ldx, const float* w,
-            int64_t d_out, int64_t ldw, float* y, int64_t ldy) {
+namespace {
+
+// Outputs [o_begin, o_end) of y = x w^T, in tiles of 64 outputs x 64 rows: both operands' tiles
+// stay in L2 while the micro-kernel runs. One x-row (decode) takes 1 x 8 blocks, the product
+// streams the weights once; more rows take 4 x 4 blocks.
+void matmul_range(const float* x, int64_t n, int64_t d_in, int64_t ldx, const float* w, int64_t ldw,
+                  float* y, int64_t ldy, int64_t o_begin, int64_t o_end) {
   const bool wide = has_avx512();
-  // One x-row (decode): 1 x 8 blocks, the product streams the weights once. Else 4 x 4 blocks.
   const int rows = n == 1 ? 1 : 4;
   const int cols = n == 1 ? 8 : 4;
-  // Tiles of 64 outputs x 64 rows: both operands' tiles stay in L2 while the micro-kernel runs.
   constexpr int64_t kTile = 64;
-  pool.parallel_for(d_out, 16, [&](int64_t o_begin, int64_t o_end) {
-    for (int64_t ob = o_begin; ob < o_end; ob += kTile) {
-      const int64_t oe = std::min(ob + kTile, o_end);
-      for (int64_t ib = 0; ib < n; ib += kTile) {
-        const int64_t ie = std::min(ib + kTile, n);
-        for (int64_t i0 = ib; i0 < ie; i0 += rows) {
-          const int nx = static_cast<int>(std::min<int64_t>(rows, ie - i0));
-          const float* xs[4];
-          for (int i = 0; i < 4; ++i) xs[i] = x + (i0 + std::min(i, nx - 1)) * ldx;
-          for (int64_t o0 = ob; o0 < oe; o0 += cols) {
-            const int nw = static_cast<int>(std::min<int64_t>(cols, oe - o0));
-            const float* ws[8];
-            for (int o = 0; o < 8; ++o) ws[o] = w + (o0 + std::min(o, nw - 1)) * ldw;
-            float out[4][8];
+  for (int64_t ob = o_begin; ob < o_end; ob += kTile) {
+    const int64_t oe = std::min(ob + kTile, o_end);
+    for (int64_t ib = 0; ib < n; ib += kTile) {
+      const int64_t ie = std::min(ib + kTile, n);
+      for (int64_t i0 = ib; i0 < ie; i0 += rows) {
+        const int nx = static_cast<int>(std::min<int64_t>(rows, ie - i0));
+        const float* xs[4];
+        for (int i = 0; i < 4; ++i) xs[i] = x + (i0 + std::min(i, nx - 1)) * ldx;
+        for (int64_t o0 = ob; o0 < oe; o0 += cols) {
+          const int nw = static_cast<int>(std::min<int64_t>(cols, oe - o0));
+          const float* ws[8];
+          for (int o = 0; o < 8; ++o) ws[o] = w + (o0 + std::min(o, nw - 1)) * ldw;
+          float out[4][8];
 #if LSA_DECODE_X86
-            if (wide && n == 1) {
-              block_avx512<1, 8>(xs, nx, ws, nw, d_in, out);
-            } else if (wide) {
-              block_avx512<4, 4>(xs, nx, ws, nw, d_in, out);
-            } else {
-              block_generic(xs, nx, ws, nw, d_in, out);
-            }
-#else
-            (void)wide;
+          if (wide && n == 1) {
+            block_avx512<1, 8>(xs, nx, ws, nw, d_in, out);
+          } else if (wide) {
+            block_avx512<4, 4>(xs, nx, ws, nw, d_in, out);
+          } else {
             block_generic(xs, nx, ws, nw, d_in, out);
-#endif
-            for (int i = 0; i < nx; ++i)
-              for (int o = 0; o < nw; ++o) y[(i0 + i) * ldy + o0 + o] = out[i][o];
           }
+#else
+          (void)wide;
+          block_generic(xs, nx, ws, nw, d_in, out);
+#endif
+          for (int i = 0; i < nx; ++i)
+            for (int o = 0; o < nw; ++o) y[(i0 + i) * ldy + o0 + o] = out[i][o];
         }
       }
     }
+  }
+}
+
+}  // namespace
+
+void matmul(ThreadPool& pool, const float* x, int64_t n, int64_t d_in, int64_t ldx, const float* w,
+            int64_t d_out, int64_t ldw, float* y, int64_t ldy) {
+  pool.parallel_for(d_out, 16, [&](int64_t o_begin, int64_t o_end) {
+    matmul_range(x, n, d_in, ldx, w, ldw, y, ldy, o_begin, o_end);
   });
+}
+
+void matmul_rows(const float* x, int64_t n, int64_t d_in, const float* w, int64_t d_out, int64_t ldw,
+                 float* y, int64_t ldy) {
+  matmul_range(x, n, d_in, d_in, w, ldw, y, ldy, 0, d_out);
 }
 
 namespace {

@@ -16,6 +16,10 @@ void matmul(ThreadPool& pool, const float* x, int64_t n, int64_t d_in, const flo
 void matmul(ThreadPool& pool, const float* x, int64_t n, int64_t d_in, int64_t ldx, const float* w,
             int64_t d_out, int64_t ldw, float* y, int64_t ldy);
 
+/// matmul on the calling thread only (for small products inside a parallel region).
+void matmul_rows(const float* x, int64_t n, int64_t d_in, const float* w, int64_t d_out, int64_t ldw,
+                 float* y, int64_t ldy);
+
 /// y[i][j] = sum_k x[i][k] * b[k][j] for i < n, j < m ("NN": b row-major [k][m]); rows ldx, ldb
 /// and ldy floats apart. Vectorized across j, so short sums (attention's head_dim) cost no
 /// horizontal adds. Single-threaded.

@@ -207,7 +207,7 @@ void LlamaModel::decode(int32_t token, int64_t pos, std::span<const KvPage> page
   int64_t context = 1;
   for (const KvPage& p : pages) context += p.num_tokens;
   std::vector<float> x(token_embd_.begin() + int64_t{token} * d, token_embd_.begin() + (int64_t{token} + 1) * d);
-  std::vector<float> h(d), att(q_dim), tmp(d), gate(c.ffn_dim), up(c.ffn_dim), scores(context);
+  std::vector<float> h(d), att(q_dim), tmp(d), gate(c.ffn_dim), up(c.ffn_dim);
   state.kv.resize(c.num_layers * kvf);
   state.key.resize(c.num_layers * kv_dim);
   state.query.resize(c.num_layers * q_dim);
@@ -225,25 +225,35 @@ void LlamaModel::decode(int32_t token, int64_t pos, std::span<const KvPage> page
     rope(k, KV, hd, pos, c.rope_theta);
     std::copy_n(k, kv_dim, state.key.data() + l * kv_dim);
     const int64_t layer_offset = l * page_tokens * kvf;
-    for (int64_t hh = 0; hh < H; ++hh) {
-      const int64_t g = hh / group;
-      const float* qh = q + hh * hd;
-      int64_t j = 0;
-      for (const KvPage& p : pages) {
-        const float* base = p.base + layer_offset + g * hd;
-        for (int32_t t = 0; t < p.num_tokens; ++t) scores[j++] = dot(qh, base + t * kvf, hd) * scale;
+    // Per KV head (in parallel): the `group` query heads that share it score every listed token
+    // page by page (S = Q K^T), softmax, then O = P V accumulated page by page.
+    pool_.parallel_for(KV, 1, [&](int64_t g_begin, int64_t g_end) {
+      std::vector<float> s(static_cast<size_t>(group * context)), part(static_cast<size_t>(group * hd));
+      for (int64_t g = g_begin; g < g_end; ++g) {
+        const float* qg = q + g * group * hd;
+        int64_t j = 0;
+        for (const KvPage& p : pages) {
+          matmul_rows(qg, group, hd, p.base + layer_offset + g * hd, p.num_tokens, kvf, s.data() + j, context);
+          j += p.num_tokens;
+        }
+        float* o = att.data() + g * group * hd;
+        for (int64_t r = 0; r < group; ++r) {
+          float* row = s.data() + r * context;
+          row[j] = dot(qg + r * hd, k + g * hd, hd);
+          for (int64_t t = 0; t < context; ++t) row[t] *= scale;
+          softmax(row, context);
+          std::fill(o + r * hd, o + (r + 1) * hd, 0.0f);
+        }
+        j = 0;
+        for (const KvPage& p : pages) {
+          matmul_nn(s.data() + j, group, p.num_tokens, context, p.base + layer_offset + kv_dim + g * hd, hd,
+                    kvf, part.data(), hd);
+          for (int64_t i = 0; i < group * hd; ++i) o[i] += part[i];
+          j += p.num_tokens;
+        }
+        for (int64_t r = 0; r < group; ++r) axpy(s[r * context + j], v + g * hd, o + r * hd, hd);
       }
-      scores[j] = dot(qh, k + g * hd, hd) * scale;
-      softmax(scores.data(), context);
-      float* o = att.data() + hh * hd;
-      std::fill(o, o + hd, 0.0f);
-      j = 0;
-      for (const KvPage& p : pages) {
-        const float* base = p.base + layer_offset + kv_dim + g * hd;
-        for (int32_t t = 0; t < p.num_tokens; ++t) axpy(scores[j++], base + t * kvf, o, hd);
-      }
-      axpy(scores[j], v + g * hd, o, hd);
-    }
+    });
     matmul(pool_, att.data(), 1, q_dim, L.wo.data(), d, tmp.data());
     for (int64_t i = 0; i < d; ++i) x[i] += tmp[i];
     rms_norm(x.data(), L.ffn_norm.data(), d, c.rms_eps, h.data());
