@@ -26,4 +26,4 @@ trap 'rm -f "$prompt"' EXIT
   echo
   echo "What is the pass key mentioned in the text above? Answer with the number only."
 } >"$prompt"
-./build/examples/decoder/lsa-decode -m "$model" -f "$prompt" -n 12 --budget 0.15 --interval 4
+./build/examples/decoder/lsa-decode -m "$model" -f "$prompt" -n 16 --budget 0.15 --interval 4

@@ -261,6 +261,7 @@ int run(int argc, char** argv) {
   }
   const double decode_s = seconds_since(t0);
   fmt::print("\n");
+  std::fflush(stdout);  // the text before the stats on stderr
   const lsa::Stats s = session->stats();
   const lsa::CacheConfig& cc = session->cache_config();
   const double page_mib = static_cast<double>(cc.page_bytes()) / (1 << 20);
