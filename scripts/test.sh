@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command (CI runs it through .ci/run):
 #   1. Release build in build/ (library, tests, benchmarks, examples); every ctest test.
-#   2. ASan + UBSan build in build-asan/; every test but the packaging ones.
-#   3. TSan build in build-tsan/; every test but the packaging ones.
+#   2. ASan + UBSan build in build-asan/; every test but the packaging and the decoder's model ones.
+#   3. TSan build in build-tsan/; the same, less the single-threaded numeric reference tests.
 # Usage: scripts/test.sh [--quick]   (--quick: step 1 only). Env: LSA_JOBS (default 2).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -90,7 +90,7 @@ if ((quick == 0)); then
     runner=(setarch "$(uname -m)" -R)
   fi
   # TSan is about threads: single-threaded numeric reference tests run in the other phases.
-  build_and_test build-tsan "-LE packaging -E ^model:|match.the.double.reference" "${sanitizer_flags[@]}" -DLSA_SANITIZE=thread
+  build_and_test build-tsan "-LE packaging -E ^model:|^eval:.smoke|match.the.double.reference" "${sanitizer_flags[@]}" -DLSA_SANITIZE=thread
   runner=()
   end
 fi
