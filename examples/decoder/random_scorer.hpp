@@ -7,14 +7,13 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
-#include <span>
-#include <string>
-#include <vector>
-
 #include <lsa/error.hpp>
 #include <lsa/scorer_concept.hpp>
 #include <lsa/scorer_config.hpp>
 #include <lsa/status.hpp>
+#include <span>
+#include <string>
+#include <vector>
 
 namespace lsa_decode {
 
@@ -49,16 +48,19 @@ class RandomScorer {
   RandomScorer(const lsa::ScorerConfig& config, int32_t chunk_tokens)
       : config_(config), chunk_tokens_(chunk_tokens) {
     auto require = [](bool ok, const char* field, int64_t got) {
-      if (!ok) throw lsa::Error(std::string("random scorer: ") + field + " must be >= 1 (got " + std::to_string(got) + ")");
+      if (!ok)
+        throw lsa::Error(std::string("random scorer: ") + field + " must be >= 1 (got " +
+                         std::to_string(got) + ")");
     };
     require(chunk_tokens >= 1, "chunk_tokens", chunk_tokens);
     require(config.num_layers >= 1, "scorer.num_layers", config.num_layers);
     require(config.num_heads >= 1, "scorer.num_heads", config.num_heads);
     require(config.num_key_heads >= 1, "scorer.num_key_heads", config.num_key_heads);
     require(config.head_dim >= 1, "scorer.head_dim", config.head_dim);
-    const int64_t vector_bytes = config.key_format == lsa::KeyFormat::kF32    ? int64_t{4} * config.head_dim
-                                 : config.key_format == lsa::KeyFormat::kBF16 ? int64_t{2} * config.head_dim
-                                                                              : config.head_dim + 4;
+    const int64_t vector_bytes =
+        config.key_format == lsa::KeyFormat::kF32    ? int64_t{4} * config.head_dim
+        : config.key_format == lsa::KeyFormat::kBF16 ? int64_t{2} * config.head_dim
+                                                     : config.head_dim + 4;
     row_bytes_ = int64_t{config.num_layers} * config.num_key_heads * vector_bytes;
   }
 
@@ -67,7 +69,8 @@ class RandomScorer {
 
   /// kInvalidArgument on a negative count or missing data; fp32 keys must be finite.
   lsa::Status check_keys(lsa::KeyRows rows) const noexcept {
-    if (rows.num_rows < 0 || (rows.num_rows > 0 && rows.data == nullptr)) return lsa::Status::kInvalidArgument;
+    if (rows.num_rows < 0 || (rows.num_rows > 0 && rows.data == nullptr))
+      return lsa::Status::kInvalidArgument;
     if (config_.key_format != lsa::KeyFormat::kF32) return lsa::Status::kOk;
     const int64_t n = rows.num_rows * row_bytes_ / int64_t{sizeof(float)};
     for (int64_t i = 0; i < n; ++i) {
@@ -81,7 +84,8 @@ class RandomScorer {
   /// q must be [num_layers][num_heads][head_dim] (its values are not read).
   lsa::Status check_query(lsa::Query query) const noexcept {
     const int64_t want = int64_t{config_.num_layers} * config_.num_heads * config_.head_dim;
-    return static_cast<int64_t>(query.q.size()) == want ? lsa::Status::kOk : lsa::Status::kInvalidArgument;
+    return static_cast<int64_t>(query.q.size()) == want ? lsa::Status::kOk
+                                                        : lsa::Status::kInvalidArgument;
   }
 
   /// Hashes the first token of every chunk the rows start; on std::bad_alloc nothing changed.
@@ -112,7 +116,8 @@ class RandomScorer {
     const int64_t n = num_chunks(index);
     for (int64_t c = 0; c < n; ++c) {
       const uint64_t h = mix64(index.chunk_hash[static_cast<size_t>(c)] ^ salt);
-      out[static_cast<size_t>(c)] = static_cast<float>(h >> 40) * 0x1.0p-24f;  // 24 bits: exact floats
+      out[static_cast<size_t>(c)] =
+          static_cast<float>(h >> 40) * 0x1.0p-24f;  // 24 bits: exact floats
     }
   }
 
