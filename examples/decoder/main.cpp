@@ -3,7 +3,7 @@
 //   lsa-decode [-m model.gguf] [-p prompt | -f prompt.txt] [-n new_tokens] [--dense | --budget B]
 //              [--chunk-tokens N] [--page-chunks N] [--interval N]
 //              [--scorer bound|centroid|random|recency] [--sink-chunks N] [--recent-chunks N]
-//              [--threads N] [--raw] [--ids I,J,..] [--top5]
+//              [--threads N] [--raw] [--ids I,J,..] [--top5] [--show-ids]
 //              [--perplexity text.txt --tokens N]
 #include <fmt/format.h>
 #include <fmt/ranges.h>
