@@ -1,59 +1,48 @@
-// Host KV store: mirror + reserve + page records + slot allocation/LRU eviction + recall copies.
+// Host KV store: plain memory reserve, in-memory or file-backed mirror, optional copy worker.
 #pragma once
 
 #include <algorithm>
-#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <memory>
 #include <new>
-#include <optional>
 #include <string>
 #include <vector>
 
 #include "lsa/cache_config.hpp"
 #include "lsa/detail/mirror.hpp"
 #include "lsa/detail/recall_worker.hpp"
-#include "lsa/detail/slot_lru.hpp"
+#include "lsa/detail/slot_book.hpp"
 #include "lsa/error.hpp"
 #include "lsa/status.hpp"
 
 namespace lsa {
 
-/// Index of a page record in the store; shared prefixes share records.
-using PageId = int32_t;
-
-/// Byte and event counters kept by a store.
-struct StoreCounters {
-  int64_t recalled_pages = 0;  ///< pages copied mirror -> reserve
-  int64_t sealed_pages = 0;    ///< pages copied reserve -> mirror
-  int64_t evictions = 0;       ///< slots taken from a page that was not resident in any set
-};
-
 /// Host backend store: plain memory reserve, in-memory or file-backed mirror, optional worker thread.
-class HostStore {
+/// The bookkeeping (records, slots, pins, eviction order) is detail::SlotBook's; this class moves
+/// the bytes. Every store SparseKVCache takes has the members below.
+class HostStore : public detail::SlotBook {
  public:
   /// Allocates the reserve and opens the mirror; throws lsa::Error when either fails.
   explicit HostStore(const CacheConfig& config)
-      : page_bytes_(config.page_bytes()),
-        num_slots_(config.num_slots),
-        mirror_(page_bytes_, config.mirror_path),
-        lru_(config.num_slots) {
+      : detail::SlotBook(config.num_slots),
+        page_bytes_(config.page_bytes()),
+        layer_bytes_(config.bytes_per_page_per_layer()),
+        token_bytes_(config.bytes_per_token_per_layer),
+        num_layers_(config.num_layers),
+        mirror_(page_bytes_, config.mirror_path) {
     if (mirror_.open_errno() != 0) {
       throw Error("mirror_path '" + config.mirror_path +
                   "' must be a writable file path: " + std::strerror(mirror_.open_errno()));
     }
     try {
-      reserve_.reset(new (std::align_val_t{64}) std::byte[static_cast<size_t>(page_bytes_ * num_slots_)]);
+      reserve_.reset(new (std::align_val_t{64}) std::byte[static_cast<size_t>(page_bytes_ * num_slots())]);
     } catch (const std::bad_alloc&) {
-      throw Error("num_slots * page bytes (" + std::to_string(page_bytes_ * num_slots_) +
+      throw Error("num_slots * page bytes (" + std::to_string(page_bytes_ * num_slots()) +
                   " B) could not be allocated for the reserve");
     }
-    slot_page_.assign(static_cast<size_t>(num_slots_), -1);
-    slot_job_.assign(static_cast<size_t>(num_slots_), 0);
-    free_slots_.reserve(static_cast<size_t>(num_slots_));
-    for (int32_t s = num_slots_ - 1; s >= 0; --s) free_slots_.push_back(s);
+    slot_job_.assign(static_cast<size_t>(num_slots()), 0);
     if (config.recall_mode == RecallMode::kAsync) {
       worker_ = std::make_unique<detail::RecallWorker>(mirror_, page_bytes_);
     }
@@ -61,8 +50,6 @@ class HostStore {
 
   /// Bytes of one page (all layers contiguous).
   int64_t page_bytes() const noexcept { return page_bytes_; }
-  /// Slots in the reserve.
-  int32_t num_slots() const noexcept { return num_slots_; }
   /// Start of the reserve: slot s is at reserve() + s * page_bytes().
   std::byte* reserve() noexcept { return reserve_.get(); }
   /// Memory of one slot.
@@ -73,144 +60,70 @@ class HostStore {
   }
   /// True when copies run on a worker thread.
   bool async() const noexcept { return worker_ != nullptr; }
-  /// Event counters.
-  const StoreCounters& counters() const noexcept { return counters_; }
   /// Mirror cells in use.
   int64_t mirror_pages() const noexcept { return mirror_.used(); }
 
-  /// A new unsealed page with one reference and no slot; -1 when memory runs out.
-  PageId create_page() noexcept {
-    if (!free_ids_.empty()) {
-      const PageId id = free_ids_.back();
-      free_ids_.pop_back();
-      pages_[id] = Record{};
-      return id;
-    }
-    try {
-      pages_.emplace_back();
-    } catch (const std::bad_alloc&) {
-      return -1;
-    }
-    return static_cast<PageId>(pages_.size() - 1);
-  }
-
   /// Reserves bookkeeping so that `pages` more page records need no allocation.
   Status reserve_pages(int64_t pages) noexcept {
-    try {
-      pages_.reserve(pages_.size() + static_cast<size_t>(pages));
-      free_ids_.reserve(pages_.capacity());
-    } catch (const std::bad_alloc&) {
-      return Status::kOutOfMemory;
-    }
-    return mirror_.reserve(static_cast<int64_t>(pages_.capacity()));
+    if (Status s = reserve_records(pages); s != Status::kOk) return s;
+    return mirror_.reserve(record_capacity());
   }
-
-  /// Adds a reference (a forked sequence sharing the page).
-  void retain(PageId id) noexcept { ++pages_[id].refs; }
 
   /// Drops a reference; the last one frees the slot and the mirror cell.
   void release(PageId id) noexcept {
-    Record& r = pages_[id];
-    if (--r.refs > 0) return;
-    if (r.slot >= 0) free_slot(r.slot);
-    if (r.cell >= 0) mirror_.release(r.cell);
-    r = Record{};
-    free_ids_.push_back(id);
-  }
-
-  /// References to a page.
-  int32_t refs(PageId id) const noexcept { return pages_[id].refs; }
-  /// Slot of a page, -1 when not in the reserve.
-  int32_t slot_of(PageId id) const noexcept { return pages_[id].slot; }
-  /// True when the mirror holds the page.
-  bool sealed(PageId id) const noexcept { return pages_[id].cell >= 0; }
-  /// Page held by a slot, -1 when free.
-  PageId page_in_slot(int32_t slot) const noexcept { return slot_page_[slot]; }
-
-  /// Marks a page as needed by one more resident set (never evicted while pinned).
-  void pin(PageId id) noexcept {
-    Record& r = pages_[id];
-    if (r.pins++ == 0 && r.slot >= 0) lru_.remove(r.slot);
-  }
-
-  /// Undoes one pin; an unpinned sealed page becomes the most recent eviction candidate.
-  void unpin(PageId id) noexcept {
-    Record& r = pages_[id];
-    if (--r.pins == 0 && r.slot >= 0 && r.cell >= 0) lru_.push_back(r.slot);
-  }
-
-  /// Pins on a page.
-  int32_t pins(PageId id) const noexcept { return pages_[id].pins; }
-
-  /// Slots that take_slot can hand out now (free ones and evictable ones).
-  int32_t available_slots() const noexcept {
-    return static_cast<int32_t>(free_slots_.size()) + lru_.size();
+    if (const int64_t cell = release_record(id); cell >= 0) mirror_.release(cell);
   }
 
   /// Gives `id` a slot, evicting the least recently used unpinned page if none is free.
   /// Precondition: available_slots() > 0 and the page has no slot.
   int32_t take_slot(PageId id) noexcept {
-    int32_t slot;
-    if (!free_slots_.empty()) {
-      slot = free_slots_.back();
-      free_slots_.pop_back();
-    } else {
-      slot = lru_.pop_front();
-      wait_copies(slot_job_[slot]);  // a page dropped from a set in flight may still be copying
-      pages_[slot_page_[slot]].slot = -1;
-      ++counters_.evictions;
-    }
-    slot_page_[slot] = id;
-    slot_job_[slot] = 0;
-    pages_[id].slot = slot;
-    if (pages_[id].pins == 0 && pages_[id].cell >= 0) lru_.push_back(slot);
-    return slot;
+    const SlotGrant grant = take_slot_for(id);
+    // A page dropped from a set in flight may still be copying into the slot.
+    if (grant.evicted) wait_copies(slot_job_[grant.slot]);
+    slot_job_[grant.slot] = 0;
+    return grant.slot;
   }
 
   /// Copies a page's slot into the mirror (it becomes sealed and immutable).
   Status seal(PageId id) noexcept {
-    Record& r = pages_[id];
-    if (r.cell >= 0) return Status::kOk;
+    if (sealed(id)) return Status::kOk;
     const int64_t cell = mirror_.allocate();
     if (cell < 0) return Status::kOutOfMemory;
-    if (Status s = mirror_.write(cell, slot_data(r.slot)); s != Status::kOk) {
+    if (Status s = mirror_.write(cell, slot_data(slot_of(id))); s != Status::kOk) {
       mirror_.release(cell);
       return s;
     }
-    r.cell = cell;
-    ++counters_.sealed_pages;
-    if (r.pins == 0) lru_.push_back(r.slot);
+    mark_sealed(id, cell);
     return Status::kOk;
   }
 
   /// Forgets the mirror copy of a page that becomes writable again (a truncated tail).
   /// Precondition: the page is resident and has a single reference.
   void unseal(PageId id) noexcept {
-    Record& r = pages_[id];
-    if (r.cell < 0) return;
-    mirror_.release(r.cell);
-    r.cell = -1;
-    lru_.remove(r.slot);
+    if (const int64_t cell = mark_unsealed(id); cell >= 0) mirror_.release(cell);
   }
 
   /// Gives a sealed page a slot and copies it from the mirror now.
   Status recall_sync(PageId id) noexcept {
     const int32_t slot = take_slot(id);
-    if (Status s = mirror_.read(pages_[id].cell, slot_data(slot)); s != Status::kOk) {
+    if (Status s = mirror_.read(cell_of(id), slot_data(slot)); s != Status::kOk) {
       drop_slot(id);
       return s;
     }
-    ++counters_.recalled_pages;
+    count_recall();
     return Status::kOk;
   }
 
   /// Gives a sealed, pinned page a slot and queues its copy; `ticket->remaining` must count it.
   void recall_async(PageId id, detail::RecallTicket* ticket) {
     const int32_t slot = take_slot(id);
-    const int64_t cell = pages_[id].cell;
+    const int64_t cell = cell_of(id);
     slot_job_[slot] = worker_->submit({mirror_.memory(cell), cell, slot_data(slot), ticket});
-    ++counters_.recalled_pages;
+    count_recall();
   }
+
+  /// Starts the copies recall_async queued (the worker starts each one as it is queued).
+  void submit_recalls() noexcept {}
 
   /// Async: worker job that fills `slot` (0: none); the slot's bytes are there once copies_done(it).
   uint64_t slot_job(int32_t slot) const noexcept { return slot_job_[slot]; }
@@ -223,50 +136,56 @@ class HostStore {
     if (worker_ != nullptr) worker_->wait_for(job);
   }
 
-  /// Takes a page's slot back without saving it (a failed recall; the mirror still has it).
-  void drop_slot(PageId id) noexcept {
-    free_slot(pages_[id].slot);
+  /// Writes the KV of `num_tokens` consecutive tokens into `slot` from token offset `first`:
+  /// `src` is [num_tokens][num_layers][bytes_per_token_per_layer].
+  void write_tokens(int32_t slot, int32_t first, int32_t num_tokens, const std::byte* src) noexcept {
+    for (int32_t i = 0; i < num_tokens; ++i) {
+      for (int32_t layer = 0; layer < num_layers_; ++layer) {
+        std::memcpy(slot_data(slot) + layer * layer_bytes_ + int64_t{first + i} * token_bytes_,
+                    src + (int64_t{i} * num_layers_ + layer) * token_bytes_,
+                    static_cast<size_t>(token_bytes_));
+      }
+    }
+  }
+
+  /// Copies a whole page of bytes (page_bytes()) into `slot`.
+  void write_page(int32_t slot, const std::byte* src) noexcept {
+    std::memcpy(slot_data(slot), src, static_cast<size_t>(page_bytes_));
+  }
+
+  /// Copies slot `from` into slot `to` (a forked sequence's private tail).
+  void copy_slot(int32_t to, int32_t from) noexcept {
+    std::memcpy(slot_data(to), slot_data(from), static_cast<size_t>(page_bytes_));
   }
 
   /// Copies page bytes (from its slot or the mirror) into `dst`; for tests and forks.
   Status read_page(PageId id, std::byte* dst) const noexcept {
-    const Record& r = pages_[id];
-    if (r.slot >= 0 && slot_ready(r.slot)) {  // a slot still being recalled into: use the mirror
-      std::memcpy(dst, slot_data(r.slot), static_cast<size_t>(page_bytes_));
+    return read_bytes(id, 0, dst, page_bytes_);
+  }
+
+  /// Copies `bytes` bytes at `offset` of a page (from its slot, or the mirror while a recall is
+  /// still copying into the slot) into `dst`.
+  Status read_bytes(PageId id, int64_t offset, std::byte* dst, int64_t bytes) const noexcept {
+    const int32_t slot = slot_of(id);
+    if (slot >= 0 && slot_ready(slot)) {
+      std::memcpy(dst, slot_data(slot) + offset, static_cast<size_t>(bytes));
       return Status::kOk;
     }
-    return mirror_.read(r.cell, dst);
+    return mirror_.read(cell_of(id), offset, dst, bytes);
   }
 
  private:
-  struct Record {
-    int32_t refs = 1;
-    int32_t pins = 0;
-    int32_t slot = -1;
-    int64_t cell = -1;
-  };
   struct AlignedDelete {
     void operator()(std::byte* p) const noexcept { ::operator delete[](p, std::align_val_t{64}); }
   };
 
-  void free_slot(int32_t slot) noexcept {
-    lru_.remove(slot);
-    pages_[slot_page_[slot]].slot = -1;
-    slot_page_[slot] = -1;
-    free_slots_.push_back(slot);
-  }
-
   int64_t page_bytes_;
-  int32_t num_slots_;
+  int64_t layer_bytes_;
+  int64_t token_bytes_;
+  int32_t num_layers_;
   detail::Mirror mirror_;
-  detail::SlotLru lru_;
   std::unique_ptr<std::byte[], AlignedDelete> reserve_;
-  std::vector<PageId> slot_page_;
   std::vector<uint64_t> slot_job_;  // async: worker job filling each slot (see slot_job)
-  std::vector<int32_t> free_slots_;
-  std::vector<Record> pages_;
-  std::vector<PageId> free_ids_;
-  StoreCounters counters_;
   std::unique_ptr<detail::RecallWorker> worker_;  // last: joined before the mirror goes away
 };
 

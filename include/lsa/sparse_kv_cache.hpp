@@ -9,6 +9,7 @@
 #include <new>
 #include <span>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "lsa/cache_config.hpp"
@@ -19,6 +20,7 @@
 #include "lsa/scorer_concept.hpp"
 #include "lsa/scorers/lightning_scorer.hpp"
 #include "lsa/stats.hpp"
+#include "lsa/store_concept.hpp"
 #include "lsa/status.hpp"
 #include "lsa/types.hpp"
 #include "lsa/view.hpp"
@@ -31,16 +33,18 @@ namespace lsa {
 /// copies recalled pages. Every noexcept call that returns a Status other than kOk left the cache
 /// as it was (docs/api-contract.md).
 template <ChunkerLike ChunkerT = Chunker, IndexScorer ScorerT = LightningScorer,
-          LookaheadPolicyLike PolicyT = LookaheadPolicy, class StoreT = HostStore>
+          LookaheadPolicyLike PolicyT = LookaheadPolicy, KVStore StoreT = HostStore>
 class SparseKVCache {
  public:
-  /// Validates `config` (throws lsa::Error naming the field) and allocates reserve and mirror.
-  explicit SparseKVCache(const CacheConfig& config)
+  /// Validates `config` (throws lsa::Error naming the field) and allocates reserve and mirror;
+  /// `store_options` go to the store's constructor after the config (e.g. cuda::CudaStoreOptions).
+  template <class... StoreOptions>
+  explicit SparseKVCache(const CacheConfig& config, StoreOptions&&... store_options)
       : config_(checked(config)),
         chunker_(config.chunk_tokens, config.page_chunks),
         scorer_(config.scorer, config.chunk_tokens),
         policy_(config.policy, Chunker(config.chunk_tokens, config.page_chunks)),
-        store_(config) {
+        store_(config, std::forward<StoreOptions>(store_options)...) {
     sequences_.reserve(static_cast<size_t>(config.max_sequences));
     batch_.reserve(static_cast<size_t>(config.max_sequences));
   }
@@ -239,7 +243,7 @@ class SparseKVCache {
       const PageId fresh = store_.create_page();
       store_.take_slot(fresh);
       store_.pin(fresh);
-      std::memcpy(store_.slot_data(store_.slot_of(fresh)), tail_bytes.data(), tail_bytes.size());
+      store_.write_page(store_.slot_of(fresh), tail_bytes.data());
       const auto last = static_cast<int32_t>(kept_pages - 1);
       if (is_resident(*seq, last)) {
         store_.unpin(tail);
@@ -305,8 +309,7 @@ class SparseKVCache {
       const PageId fresh = store_.create_page();
       store_.take_slot(fresh);
       store_.pin(fresh);
-      std::memcpy(store_.slot_data(store_.slot_of(fresh)), store_.slot_data(store_.slot_of(shared)),
-                  static_cast<size_t>(store_.page_bytes()));
+      store_.copy_slot(store_.slot_of(fresh), store_.slot_of(shared));
       store_.unpin(shared);
       store_.release(shared);
       child->pages[last] = fresh;
@@ -390,6 +393,7 @@ class SparseKVCache {
       }
       if (!due(*seq)) --seq->steps_to_refresh;
     }
+    store_.submit_recalls();  // the recalls of every refresh above, as one batch
     write_view(view);
     return Status::kOk;
   }
@@ -421,22 +425,10 @@ class SparseKVCache {
     if (t < 0 || t >= seq->num_tokens || layer < 0 || layer >= config_.num_layers) {
       return Status::kOutOfRange;
     }
-    const PageId page = seq->pages[chunker_.page_of_token(t)];
     const int64_t at = layer * config_.bytes_per_page_per_layer() +
                        chunker_.offset_in_page(t) * config_.bytes_per_token_per_layer;
-    if (store_.slot_of(page) >= 0 && store_.slot_ready(store_.slot_of(page))) {
-      std::memcpy(dst, store_.slot_data(store_.slot_of(page)) + at,
-                  static_cast<size_t>(config_.bytes_per_token_per_layer));
-      return Status::kOk;
-    }
-    try {
-      std::vector<std::byte> page_bytes(static_cast<size_t>(store_.page_bytes()));
-      if (Status s = store_.read_page(page, page_bytes.data()); s != Status::kOk) return s;
-      std::memcpy(dst, page_bytes.data() + at, static_cast<size_t>(config_.bytes_per_token_per_layer));
-    } catch (const std::bad_alloc&) {
-      return Status::kOutOfMemory;
-    }
-    return Status::kOk;
+    return store_.read_bytes(seq->pages[chunker_.page_of_token(t)], at, dst,
+                             config_.bytes_per_token_per_layer);
   }
   /// Address of token `offset`, layer `layer` inside reserve slot `slot` (where append's KV goes).
   std::byte* token_kv(int32_t slot, int32_t layer, int32_t offset) noexcept {
@@ -631,15 +623,17 @@ class SparseKVCache {
     return seal_full_pages(seq);
   }
 
+  // Writes the KV of tokens [first, first + num_tokens) page by page.
   void write_kv(Sequence& seq, int64_t first, int32_t num_tokens, const std::byte* kv) noexcept {
-    const int64_t bpt = config_.bytes_per_token_per_layer;
-    for (int32_t i = 0; i < num_tokens; ++i) {
+    const int64_t token_bytes = int64_t{config_.num_layers} * config_.bytes_per_token_per_layer;
+    for (int32_t i = 0; i < num_tokens;) {
       const int64_t t = first + i;
-      const int32_t slot = store_.slot_of(seq.pages[chunker_.page_of_token(t)]);
-      for (int32_t layer = 0; layer < config_.num_layers; ++layer) {
-        std::memcpy(token_kv(slot, layer, chunker_.offset_in_page(t)),
-                    kv + (int64_t{i} * config_.num_layers + layer) * bpt, static_cast<size_t>(bpt));
-      }
+      const int32_t offset = chunker_.offset_in_page(t);
+      const auto run = static_cast<int32_t>(
+          std::min<int64_t>(num_tokens - i, chunker_.page_tokens() - offset));
+      store_.write_tokens(store_.slot_of(seq.pages[chunker_.page_of_token(t)]), offset, run,
+                          kv + i * token_bytes);
+      i += run;
     }
   }
 

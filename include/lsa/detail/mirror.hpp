@@ -8,7 +8,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
-#include <memory>
 #include <new>
 #include <string>
 #include <vector>
@@ -17,12 +16,29 @@
 
 namespace lsa::detail {
 
+/// How an in-memory mirror gets its arenas (plain aligned memory, or pinned memory for a device
+/// store); `allocate` returns nullptr when it fails.
+struct ArenaAllocator {
+  void* (*allocate)(size_t bytes) noexcept = &allocate_aligned;  ///< a new arena
+  void (*deallocate)(void* arena) noexcept = &deallocate_aligned;  ///< gives one back
+
+  /// 64-byte aligned host memory.
+  static void* allocate_aligned(size_t bytes) noexcept {
+    return ::operator new[](bytes, std::align_val_t{64}, std::nothrow);
+  }
+  /// Frees allocate_aligned memory.
+  static void deallocate_aligned(void* arena) noexcept {
+    ::operator delete[](arena, std::align_val_t{64});
+  }
+};
+
 /// Page-sized cells of the slow tier, addressed by a mirror index; freed cells are reused.
 class Mirror {
  public:
-  /// In-memory mirror when `path` is empty, else a file created (truncated) at `path`.
-  /// Throws lsa::Error-compatible std::runtime_error text via `open_error()` check by the caller.
-  Mirror(int64_t page_bytes, const std::string& path) : page_bytes_(page_bytes) {
+  /// In-memory mirror (arenas from `arenas`) when `path` is empty, else a file created (truncated)
+  /// at `path`; the caller checks open_errno().
+  Mirror(int64_t page_bytes, const std::string& path, ArenaAllocator arenas = {})
+      : page_bytes_(page_bytes), arenas_(arenas) {
     pages_per_block_ = std::max<int64_t>(1, kBlockBytes / page_bytes_);
     if (!path.empty()) {
       fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -31,6 +47,7 @@ class Mirror {
   }
   ~Mirror() {
     if (fd_ >= 0) ::close(fd_);
+    for (std::byte* block : blocks_) arenas_.deallocate(block);
   }
   Mirror(const Mirror&) = delete;
   Mirror& operator=(const Mirror&) = delete;
@@ -61,10 +78,12 @@ class Mirror {
       return cell;
     }
     if (fd_ < 0 && next_ == static_cast<int64_t>(blocks_.size()) * pages_per_block_) {
+      void* block = arenas_.allocate(static_cast<size_t>(pages_per_block_ * page_bytes_));
+      if (block == nullptr) return -1;
       try {
-        blocks_.emplace_back(new (std::align_val_t{64})
-                                 std::byte[static_cast<size_t>(pages_per_block_ * page_bytes_)]);
+        blocks_.push_back(static_cast<std::byte*>(block));
       } catch (const std::bad_alloc&) {
+        arenas_.deallocate(block);
         return -1;
       }
     }
@@ -80,35 +99,35 @@ class Mirror {
       std::memcpy(const_cast<std::byte*>(memory(cell)), src, static_cast<size_t>(page_bytes_));
       return Status::kOk;
     }
-    return io(cell, const_cast<std::byte*>(src), /*writing=*/true);
+    return io(cell * page_bytes_, const_cast<std::byte*>(src), page_bytes_, /*writing=*/true);
   }
 
   /// Reads one page from `cell`; safe from a worker thread concurrently with writes of other cells.
-  Status read(int64_t cell, std::byte* dst) const noexcept {
+  Status read(int64_t cell, std::byte* dst) const noexcept { return read(cell, 0, dst, page_bytes_); }
+
+  /// Reads `bytes` bytes at `offset` of the page in `cell`.
+  Status read(int64_t cell, int64_t offset, std::byte* dst, int64_t bytes) const noexcept {
     if (fd_ < 0) {
-      std::memcpy(dst, memory(cell), static_cast<size_t>(page_bytes_));
+      std::memcpy(dst, memory(cell) + offset, static_cast<size_t>(bytes));
       return Status::kOk;
     }
-    return io(cell, dst, /*writing=*/false);
+    return io(cell * page_bytes_ + offset, dst, bytes, /*writing=*/false);
   }
 
   /// Address of an in-memory cell (nullptr for a file-backed mirror).
   const std::byte* memory(int64_t cell) const noexcept {
     if (fd_ >= 0) return nullptr;
-    return blocks_[cell / pages_per_block_].get() + (cell % pages_per_block_) * page_bytes_;
+    return blocks_[cell / pages_per_block_] + (cell % pages_per_block_) * page_bytes_;
   }
 
  private:
-  struct AlignedDelete {
-    void operator()(std::byte* p) const noexcept { ::operator delete[](p, std::align_val_t{64}); }
-  };
   static constexpr int64_t kBlockBytes = int64_t{64} << 20;
 
-  Status io(int64_t cell, std::byte* buf, bool writing) const noexcept {
+  Status io(int64_t at_byte, std::byte* buf, int64_t bytes, bool writing) const noexcept {
     int64_t done = 0;
-    while (done < page_bytes_) {
-      const off_t at = static_cast<off_t>(cell * page_bytes_ + done);
-      const size_t n = static_cast<size_t>(page_bytes_ - done);
+    while (done < bytes) {
+      const off_t at = static_cast<off_t>(at_byte + done);
+      const size_t n = static_cast<size_t>(bytes - done);
       const ssize_t r =
           writing ? ::pwrite(fd_, buf + done, n, at) : ::pread(fd_, buf + done, n, at);
       if (r < 0 && errno == EINTR) continue;
@@ -119,12 +138,13 @@ class Mirror {
   }
 
   int64_t page_bytes_;
+  ArenaAllocator arenas_;
   int64_t pages_per_block_ = 1;
   int fd_ = -1;
   int open_errno_ = 0;
   int64_t next_ = 0;
   std::vector<int64_t> free_;
-  std::vector<std::unique_ptr<std::byte[], AlignedDelete>> blocks_;
+  std::vector<std::byte*> blocks_;  // arenas of pages_per_block_ cells, from arenas_
 };
 
 }  // namespace lsa::detail
