@@ -225,6 +225,7 @@ class SparseKVCache {
         return s;
       }
     }
+    store_.submit_recalls();
 
     // Apply: drop pages past the end, list the joining pages, give the tail a private page.
     std::erase_if(seq->resident, [&](int32_t p) {

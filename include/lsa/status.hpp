@@ -19,6 +19,7 @@ enum class [[nodiscard]] Status : int32_t {
   kBufferTooSmall,     ///< a caller-owned view buffer is smaller than the view
   kIoError,            ///< reading or writing the file-backed mirror failed
   kOutOfMemory,        ///< growing host memory (mirror, index) failed
+  kDeviceError,        ///< a CUDA call of a device store failed (cuda::CudaStore::cuda_error())
 };
 
 /// Short, stable name of a status ("ok", "unknown_sequence", ...).
@@ -35,6 +36,7 @@ constexpr std::string_view to_string(Status s) noexcept {
     case Status::kBufferTooSmall: return "buffer_too_small";
     case Status::kIoError: return "io_error";
     case Status::kOutOfMemory: return "out_of_memory";
+    case Status::kDeviceError: return "device_error";
   }
   return "unknown_status";
 }

@@ -45,7 +45,7 @@ concept KVStore =
       { cs.slot_job(slot) } noexcept -> std::same_as<uint64_t>;
       { cs.copies_done(job) } noexcept -> std::same_as<bool>;
       { cs.slot_ready(slot) } noexcept -> std::same_as<bool>;
-      { cs.wait_copies(job) } noexcept -> std::same_as<void>;
+      { s.wait_copies(job) } noexcept -> std::same_as<void>;
       // Byte movement the cache does on the engine's behalf (host memory sources and targets).
       { s.write_tokens(slot, slot, slot, src) } noexcept -> std::same_as<void>;
       { s.write_page(slot, src) } noexcept -> std::same_as<void>;

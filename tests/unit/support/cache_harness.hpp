@@ -37,8 +37,21 @@ inline std::ostream& operator<<(std::ostream& os, Status s) { return os << to_st
 
 namespace lsa::testing {
 
-/// The cache under test: fixed chunking, scores chosen by the test.
-using TestCache = SparseKVCache<Chunker, GivenScoreScorer>;
+/// The cache under test: fixed chunking, scores chosen by the test, any store.
+template <class StoreT = HostStore>
+using BasicTestCache = SparseKVCache<Chunker, GivenScoreScorer, LookaheadPolicy, StoreT>;
+/// The cache under test on the host store.
+using TestCache = BasicTestCache<>;
+
+/// Reads `bytes` bytes at `offset` of a host store's slot (a device store's test support overloads
+/// these two in its own namespace).
+inline void read_slot(const HostStore& store, int32_t slot, int64_t offset, std::byte* dst, int64_t bytes) {
+  std::memcpy(dst, store.slot_data(slot) + offset, static_cast<size_t>(bytes));
+}
+/// Writes `bytes` bytes at `offset` of a host store's slot, as an engine's KV write does.
+inline void write_slot(HostStore& store, int32_t slot, int64_t offset, const std::byte* src, int64_t bytes) {
+  std::memcpy(store.slot_data(slot) + offset, src, static_cast<size_t>(bytes));
+}
 
 /// A fresh directory under the system temp dir, removed with its contents at scope exit.
 class TempDir {
@@ -175,9 +188,10 @@ Snapshot take_snapshot(const CacheT& cache, std::initializer_list<SeqId> ids) {
   return snap;
 }
 
-/// A TestCache and a RefModel driven together; every check FAILs the running test case with a
-/// message saying what is wrong.
-class Harness {
+/// A BasicTestCache<StoreT> and a RefModel driven together; every check FAILs the running test
+/// case with a message saying what is wrong.
+template <class StoreT>
+class BasicHarness {
  public:
   /// How append's KV reaches the cache.
   enum class Kv {
@@ -185,7 +199,7 @@ class Harness {
     kEngineWrites,  ///< written by the test at token_kv(out[i]) after append, committed later
   };
 
-  explicit Harness(const CacheConfig& config, uint64_t seed = 1)
+  explicit BasicHarness(const CacheConfig& config, uint64_t seed = 1)
       : config(config),
         cache(config),
         ref(config.page_tokens(), config.chunk_tokens),
@@ -196,7 +210,7 @@ class Harness {
   }
 
   const CacheConfig config;
-  TestCache cache;
+  BasicTestCache<StoreT> cache;
   RefModel ref;
   std::mt19937_64 rng;
   /// Key (= score for q = 1) of chunk `c` of sequence `id`; uniform in [-1, 1] by default.
@@ -248,9 +262,9 @@ class Harness {
       tokens[i].assign(kv.begin() + i * tb, kv.begin() + (i + 1) * tb);
       if (mode == Kv::kEngineWrites) {
         for (int32_t l = 0; l < config.num_layers; ++l) {
-          std::memcpy(cache.token_kv(out[i].slot, l, out[i].offset),
-                      tokens[i].data() + l * config.bytes_per_token_per_layer,
-                      static_cast<size_t>(config.bytes_per_token_per_layer));
+          const int64_t at = cache.token_kv(out[i].slot, l, out[i].offset) - cache.store().slot_data(out[i].slot);
+          write_slot(cache.store(), out[i].slot, at, tokens[i].data() + l * config.bytes_per_token_per_layer,
+                     config.bytes_per_token_per_layer);
         }
       }
     }
@@ -379,7 +393,9 @@ class Harness {
 
   /// Empty when `slot` holds the bytes of every valid token of logical page p of r, all layers.
   std::string page_mismatch(const RefSequence& r, int64_t p, int32_t slot) const {
-    const std::byte* base = cache.store().slot_data(slot);
+    std::vector<std::byte> bytes(static_cast<size_t>(config.page_bytes()));
+    read_slot(cache.store(), slot, 0, bytes.data(), config.page_bytes());
+    const std::byte* base = bytes.data();
     const int64_t pt = config.page_tokens(), bpt = config.bytes_per_token_per_layer;
     const int64_t bppl = config.bytes_per_page_per_layer();
     const int64_t end = std::min(r.length(), (p + 1) * pt);
@@ -585,5 +601,8 @@ class Harness {
   std::vector<float> q_values_;
   std::vector<Query> queries_;
 };
+
+/// The harness on the host store.
+using Harness = BasicHarness<HostStore>;
 
 }  // namespace lsa::testing
