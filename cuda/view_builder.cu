@@ -122,8 +122,35 @@ __global__ void __launch_bounds__(kViewThreads) build_view_kernel(ViewArgs a) {
   }
 }
 
+__global__ void slot_mapping_kernel(DeviceBatchTable t, int64_t page_tokens, int64_t* out) {
+  const int b = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
+  if (b >= t.num_batch) return;
+  const int64_t n = t.d_num_tokens[b];
+  if (n == 0) {
+    out[b] = -1;
+    return;
+  }
+  const int64_t page = (n - 1) / page_tokens;
+  const int32_t slot = page < t.page_slots_stride ? t.d_page_slots[b * t.page_slots_stride + page] : -1;
+  out[b] = slot < 0 ? -1 : int64_t{slot} * page_tokens + (n - 1) % page_tokens;
+}
+
 }  // namespace
 }  // namespace detail
+
+CudaError write_slot_mapping(const DeviceBatchTable& table, Chunker chunker, int64_t* d_slot_mapping,
+                             Stream stream) noexcept {
+  if (table.num_batch < 0 || (table.num_batch > 0 && (d_slot_mapping == nullptr ||
+                                                      table.d_num_tokens == nullptr ||
+                                                      table.d_page_slots == nullptr))) {
+    return CudaError::kInvalidValue;
+  }
+  if (table.num_batch == 0) return CudaError::kSuccess;
+  constexpr int kThreads = 128;
+  detail::slot_mapping_kernel<<<static_cast<unsigned>((table.num_batch + kThreads - 1) / kThreads),
+                                kThreads, 0, stream>>>(table, chunker.page_tokens(), d_slot_mapping);
+  return detail::launch_error();
+}
 
 CudaError build_view(const DeviceBatchTable& table, Chunker chunker, const ViewBuffers& view,
                      int32_t* d_status, Stream stream) noexcept {

@@ -2,7 +2,11 @@
 #pragma once
 
 #include "lsa/cuda/cuda_error.hpp"
+#include "lsa/cuda/cuda_store.hpp"
+#include "lsa/cuda/device_page_table.hpp"
+#include "lsa/cuda/level2.hpp"
 #include "lsa/cuda/lightning.hpp"
 #include "lsa/cuda/page_selection.hpp"
 #include "lsa/cuda/page_stats.hpp"
+#include "lsa/cuda/summary_scorers.hpp"
 #include "lsa/cuda/view_builder.hpp"

@@ -33,4 +33,11 @@ struct DeviceBatchTable {
                                    const ViewBuffers& view, int32_t* d_status,
                                    Stream stream) noexcept;
 
+/// Writes, per sequence of the batch, where the KV of its newest token goes as a flat token index
+/// into the reserve: d_slot_mapping[b] = slot * page_tokens + offset (the slot_mapping tensor of
+/// vLLM-style KV-write kernels), or -1 for an empty history. The tail page is always resident, so
+/// its slot is in the table. One kernel, capturable. kInvalidValue on missing pointers.
+[[nodiscard]] CudaError write_slot_mapping(const DeviceBatchTable& table, Chunker chunker,
+                                           int64_t* d_slot_mapping, Stream stream) noexcept;
+
 }  // namespace lsa::cuda

@@ -199,9 +199,11 @@ class BasicHarness {
     kEngineWrites,  ///< written by the test at token_kv(out[i]) after append, committed later
   };
 
-  explicit BasicHarness(const CacheConfig& config, uint64_t seed = 1)
+  /// `store_options` go to the store after the config (a device store's CudaStoreOptions).
+  template <class... StoreOptions>
+  explicit BasicHarness(const CacheConfig& config, uint64_t seed = 1, const StoreOptions&... store_options)
       : config(config),
-        cache(config),
+        cache(config, store_options...),
         ref(config.page_tokens(), config.chunk_tokens),
         rng(seed),
         max_pages_(static_cast<int32_t>(ref.num_pages(config.max_tokens))),

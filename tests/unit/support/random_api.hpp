@@ -127,8 +127,9 @@ struct Totals {
 
 // One episode: a fresh random cache on StoreT and `num_ops` random calls; a quarter of the
 // episodes use a file mirror when `file_mirrors` is set.
-template <class StoreT>
-void run_episode(uint64_t seed, RecallMode mode, int num_ops, bool file_mirrors, Totals& totals) {
+template <class StoreT, class... StoreOptions>
+void run_episode(uint64_t seed, RecallMode mode, int num_ops, bool file_mirrors, Totals& totals,
+                 const StoreOptions&... store_options) {
   using H = BasicHarness<StoreT>;
   using Kv = typename H::Kv;
   std::mt19937_64 rng(seed);
@@ -137,7 +138,7 @@ void run_episode(uint64_t seed, RecallMode mode, int num_ops, bool file_mirrors,
   const bool file = uni(0, 3) == 0 && file_mirrors;
   const lsa::CacheConfig config = random_config(rng, mode, file ? dir.file("mirror.bin") : "");
   INFO("config: " << describe(config));
-  H h(config, seed ^ 0x9E3779B97F4A7C15ull);
+  H h(config, seed ^ 0x9E3779B97F4A7C15ull, store_options...);
   const std::vector<SeqId> pool = {0, 1, 7, 42, 1000, -5, SeqId{1} << 40, 99};
   auto live = [&] {
     std::vector<SeqId> ids;
@@ -274,17 +275,18 @@ void run_episode(uint64_t seed, RecallMode mode, int num_ops, bool file_mirrors,
   CHECK(end.mirror_pages == 0);
 }
 
-// `episodes` episodes of `ops_per_episode` calls on StoreT, then checks the run exercised
+// `episodes` episodes of `ops_per_episode` calls on StoreT (built with `store_options`), then checks the run exercised
 // eviction, recall, refresh, fork, truncate and the error paths.
-template <class StoreT>
-void run(RecallMode mode, int episodes, int ops_per_episode, bool file_mirrors) {
+template <class StoreT, class... StoreOptions>
+void run(RecallMode mode, int episodes, int ops_per_episode, bool file_mirrors,
+         const StoreOptions&... store_options) {
   const uint64_t seed = base_seed();
   INFO("seed " << seed << " (set LSA_RANDOM_SEED to replay)");
   Totals totals;
   for (int e = 0; e < episodes; ++e) {
     const uint64_t episode_seed = seed + 0x1000193ull * static_cast<uint64_t>(e + 1);
     INFO("episode " << e << " (episode seed " << episode_seed << ")");
-    run_episode<StoreT>(episode_seed, mode, ops_per_episode, file_mirrors, totals);
+    run_episode<StoreT>(episode_seed, mode, ops_per_episode, file_mirrors, totals, store_options...);
   }
   UNSCOPED_INFO("ops " << totals.ops << " steps " << totals.steps << " evictions " << totals.evictions << " recalls "
               << totals.recalls << " refusals " << totals.refusals << " refreshes " << totals.refreshes

@@ -1,0 +1,181 @@
+// DevicePageTable: pinned staging copies, device tables, and the kernel that moves one to the other.
+#include "lsa/cuda/device_page_table.hpp"
+
+#include <cuda_runtime.h>
+
+#include <string>
+
+#include "detail/common.cuh"
+#include "lsa/error.hpp"
+
+namespace lsa::cuda {
+namespace {
+
+constexpr int kScatterThreads = 256;
+
+// Byte offsets of one parity's arrays (each 256-byte aligned).
+struct Layout {
+  size_t num_batch, num_tokens, offsets, pages, slots, bytes;
+};
+
+Layout staging_layout(int64_t max_batch, int64_t max_resident) {
+  Layout l{};
+  size_t at = 0;
+  auto take = [&](size_t bytes) {
+    const size_t here = at;
+    at += detail::align_up(bytes);
+    return here;
+  };
+  l.num_batch = take(sizeof(int32_t));
+  l.num_tokens = take(sizeof(int64_t) * max_batch);
+  l.offsets = take(sizeof(int32_t) * (max_batch + 1));
+  l.pages = take(sizeof(int32_t) * max_batch * max_resident);
+  l.slots = take(sizeof(int32_t) * max_batch * max_resident);
+  l.bytes = at;
+  return l;
+}
+
+// The device table uses the same layout with `slots` holding page_slots [max_batch][max_pages].
+Layout table_layout(int64_t max_batch, int64_t max_resident, int64_t max_pages) {
+  Layout l = staging_layout(max_batch, max_resident);
+  l.bytes = l.slots + detail::align_up(sizeof(int32_t) * max_batch * max_pages);
+  return l;
+}
+
+struct ScatterArgs {
+  const std::byte* staging;  // mapped pinned memory
+  std::byte* table;
+  Layout staging_layout;
+  Layout table_layout;
+  int64_t max_pages;
+};
+
+// Block b copies row b (its length, offset, resident pages) and scatters the slots of its resident
+// pages into its page_slots row; entries of pages that are not resident are left as they were (no
+// kernel reads them).
+__global__ void __launch_bounds__(kScatterThreads) scatter_kernel(ScatterArgs a) {
+  const auto* num_batch = reinterpret_cast<const int32_t*>(a.staging + a.staging_layout.num_batch);
+  const int b = static_cast<int>(blockIdx.x);
+  if (b >= *num_batch) return;
+  const auto* s_tokens = reinterpret_cast<const int64_t*>(a.staging + a.staging_layout.num_tokens);
+  const auto* s_offsets = reinterpret_cast<const int32_t*>(a.staging + a.staging_layout.offsets);
+  const auto* s_pages = reinterpret_cast<const int32_t*>(a.staging + a.staging_layout.pages);
+  const auto* s_slots = reinterpret_cast<const int32_t*>(a.staging + a.staging_layout.slots);
+  auto* t_tokens = reinterpret_cast<int64_t*>(a.table + a.table_layout.num_tokens);
+  auto* t_offsets = reinterpret_cast<int32_t*>(a.table + a.table_layout.offsets);
+  auto* t_pages = reinterpret_cast<int32_t*>(a.table + a.table_layout.pages);
+  int32_t* t_row = reinterpret_cast<int32_t*>(a.table + a.table_layout.slots) + b * a.max_pages;
+  const int32_t begin = s_offsets[b];
+  const int32_t end = s_offsets[b + 1];
+  if (threadIdx.x == 0) {
+    t_tokens[b] = s_tokens[b];
+    t_offsets[b] = begin;
+    if (b == *num_batch - 1) t_offsets[b + 1] = end;
+  }
+  for (int32_t i = begin + static_cast<int32_t>(threadIdx.x); i < end; i += kScatterThreads) {
+    const int32_t p = s_pages[i];
+    t_pages[i] = p;
+    if (p >= 0 && p < a.max_pages) t_row[p] = s_slots[i];  // write() checked; a guard costs nothing
+  }
+}
+
+void check(cudaError_t e, const char* what) {
+  if (e != cudaSuccess) {
+    (void)cudaGetLastError();
+    throw Error(std::string("DevicePageTable: ") + what + " failed: " + cudaGetErrorString(e));
+  }
+}
+
+}  // namespace
+
+DevicePageTable::DevicePageTable(int32_t max_batch, int32_t max_resident, int32_t max_pages, int device)
+    : max_batch_(max_batch), max_resident_(max_resident), max_pages_(max_pages), device_(device) {
+  if (max_batch < 1 || max_resident < 1 || max_pages < 1) {
+    throw Error("DevicePageTable: max_batch, max_resident and max_pages must be >= 1, got " +
+                std::to_string(max_batch) + ", " + std::to_string(max_resident) + ", " +
+                std::to_string(max_pages));
+  }
+  staging_bytes_ = staging_layout(max_batch, max_resident).bytes;
+  table_bytes_ = table_layout(max_batch, max_resident, max_pages).bytes;
+  int previous = 0;
+  (void)cudaGetDevice(&previous);
+  try {
+    check(cudaSetDevice(device_), "cudaSetDevice");
+    void* pinned = nullptr;
+    check(cudaHostAlloc(&pinned, 2 * staging_bytes_, cudaHostAllocMapped | cudaHostAllocPortable),
+          "cudaHostAlloc of the staging buffers");
+    h_staging_ = static_cast<std::byte*>(pinned);
+    void* tables = nullptr;
+    check(cudaMalloc(&tables, 2 * table_bytes_), "cudaMalloc of the tables");
+    d_tables_ = static_cast<std::byte*>(tables);
+    check(cudaMemset(d_tables_, 0xFF, 2 * table_bytes_), "cudaMemset of the tables");
+    for (CUevent_st*& e : uploaded_) check(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "event creation");
+    for (int p = 0; p < 2; ++p) *staging(p).num_batch = 0;
+  } catch (...) {
+    free_all();
+    (void)cudaSetDevice(previous);
+    throw;
+  }
+  (void)cudaSetDevice(previous);
+}
+
+DevicePageTable::~DevicePageTable() { free_all(); }
+
+void DevicePageTable::free_all() noexcept {
+  for (CUevent_st*& e : uploaded_) {
+    if (e != nullptr) {
+      (void)cudaEventSynchronize(e);
+      (void)cudaEventDestroy(e);
+    }
+    e = nullptr;
+  }
+  if (d_tables_ != nullptr) (void)cudaFree(d_tables_);
+  if (h_staging_ != nullptr) (void)cudaFreeHost(h_staging_);
+  d_tables_ = nullptr;
+  h_staging_ = nullptr;
+}
+
+DevicePageTable::Staging DevicePageTable::staging(int parity) const noexcept {
+  const Layout l = staging_layout(max_batch_, max_resident_);
+  std::byte* base = h_staging_ + parity * staging_bytes_;
+  return {reinterpret_cast<int32_t*>(base + l.num_batch), reinterpret_cast<int64_t*>(base + l.num_tokens),
+          reinterpret_cast<int32_t*>(base + l.offsets), reinterpret_cast<int32_t*>(base + l.pages),
+          reinterpret_cast<int32_t*>(base + l.slots)};
+}
+
+bool DevicePageTable::staging_free(int parity) noexcept {
+  const cudaError_t e = cudaEventQuery(uploaded_[parity]);
+  if (e == cudaSuccess) return true;
+  if (e != cudaErrorNotReady) {
+    (void)cudaGetLastError();
+    return false;
+  }
+  ++stalls_;
+  return cudaEventSynchronize(uploaded_[parity]) == cudaSuccess;
+}
+
+CudaError DevicePageTable::upload(int parity, Stream stream) noexcept {
+  if (parity != 0 && parity != 1) return CudaError::kInvalidValue;
+  ScatterArgs args{h_staging_ + parity * staging_bytes_, d_tables_ + parity * table_bytes_,
+                   staging_layout(max_batch_, max_resident_),
+                   table_layout(max_batch_, max_resident_, max_pages_), max_pages_};
+  scatter_kernel<<<static_cast<unsigned>(max_batch_), kScatterThreads, 0, stream>>>(args);
+  LSA_CUDA_TRY(cudaGetLastError());
+  LSA_CUDA_TRY(cudaEventRecord(uploaded_[parity], stream));
+  return CudaError::kSuccess;
+}
+
+DeviceBatchTable DevicePageTable::table(int parity, int32_t num_batch) const noexcept {
+  const Layout l = table_layout(max_batch_, max_resident_, max_pages_);
+  const std::byte* base = d_tables_ + (parity & 1) * table_bytes_;
+  DeviceBatchTable t;
+  t.num_batch = num_batch;
+  t.d_resident_offsets = reinterpret_cast<const int32_t*>(base + l.offsets);
+  t.d_resident_pages = reinterpret_cast<const int32_t*>(base + l.pages);
+  t.d_page_slots = reinterpret_cast<const int32_t*>(base + l.slots);
+  t.page_slots_stride = max_pages_;
+  t.d_num_tokens = reinterpret_cast<const int64_t*>(base + l.num_tokens);
+  return t;
+}
+
+}  // namespace lsa::cuda

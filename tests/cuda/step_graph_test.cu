@@ -1,0 +1,172 @@
+// The per-step device path in a CUDA graph: DevicePageTable::upload, build_view and
+// write_slot_mapping captured once per table parity, replayed across refreshes that change the
+// resident sets; every replay's views must equal the host views of SparseKVCache::step and every
+// slot mapping the slot append returned.
+#include <catch2/catch.hpp>
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <random>
+#include <set>
+#include <vector>
+
+#include "lsa/cuda/cuda_store.hpp"
+#include "lsa/cuda/device_page_table.hpp"
+#include "lsa/cuda/view_builder.hpp"
+#include "support/cuda_store_access.hpp"
+#include "support/gpu.hpp"
+#include "support/cache_harness.hpp"
+
+namespace {
+
+using lsa::RecallMode;
+using lsa::SeqId;
+using lsa::Status;
+using lsa::cuda::CudaStore;
+using lsa::cuda::CudaStoreOptions;
+using lsa::cuda::DevicePageTable;
+using lsa::cuda::testing::DeviceArray;
+
+constexpr int32_t kBatch = 4;
+constexpr int32_t kMaxPages = 128;
+
+lsa::CacheConfig graph_config(RecallMode mode) {
+  lsa::CacheConfig c;
+  c.num_layers = 2;
+  c.bytes_per_token_per_layer = 8;
+  c.chunk_tokens = 2;
+  c.page_chunks = 2;
+  c.max_sequences = kBatch;
+  c.max_tokens = kMaxPages * c.page_tokens();
+  c.recall_mode = mode;
+  c.policy.interval = 1;
+  c.policy.spread_phase = false;
+  c.policy.sink_chunks = 1;
+  c.policy.recent_chunks = 2;
+  c.policy.kmax_pages = 6;
+  c.num_slots = kBatch * c.policy.kmax_pages + 3;
+  return c;
+}
+
+// Device buffers of all three view formats, shaped like a host ViewStorage.
+struct DeviceViews {
+  explicit DeviceViews(const lsa::ViewStorage& host)
+      : indptr(host.indptr.size()),
+        indices(host.indices.size()),
+        last_page_len(host.last_page_len.size()),
+        slot_lists(host.slot_lists.size()),
+        block_table(host.block_table.size()),
+        slot_list_width(static_cast<int32_t>(host.slot_lists.size() / host.last_page_len.size())),
+        block_table_width(static_cast<int32_t>(host.block_table.size() / host.last_page_len.size())) {}
+  lsa::ViewBuffers buffers() {
+    return {indptr.get(),     indices.get(),    static_cast<int64_t>(indices.size()),
+            last_page_len.get(), slot_lists.get(), slot_list_width,
+            block_table.get(), block_table_width};
+  }
+  DeviceArray<int32_t> indptr, indices, last_page_len, slot_lists, block_table;
+  int32_t slot_list_width, block_table_width;
+};
+
+void run_graph_replays(RecallMode mode) {
+  const lsa::CacheConfig config = graph_config(mode);
+  const lsa::Chunker chunker(config.chunk_tokens, config.page_chunks);
+  cudaStream_t stream = nullptr;
+  LSA_CUDA_REQUIRE(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  {
+    lsa::testing::BasicHarness<CudaStore> h(config, 5, CudaStoreOptions{0, stream});
+    const std::vector<SeqId> ids = {10, 20, 30, 40};
+    for (const SeqId id : ids) {
+      REQUIRE(h.add(id) == Status::kOk);
+      REQUIRE(h.append_in_pieces(id, 30 + 7 * static_cast<int32_t>(id % 3), 6) == Status::kOk);
+    }
+    DevicePageTable table(kBatch, config.policy.kmax_pages, kMaxPages);
+    DeviceViews device(h.views);
+    DeviceArray<int32_t> status(1);
+    DeviceArray<int64_t> mapping(kBatch);
+
+    // Capture the step path once per parity.
+    cudaGraphExec_t graphs[2] = {nullptr, nullptr};
+    for (int parity = 0; parity < 2; ++parity) {
+      cudaGraph_t graph = nullptr;
+      LSA_CUDA_REQUIRE(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
+      const lsa::cuda::DeviceBatchTable t = table.table(parity, kBatch);
+      LSA_CUDA_OK(table.upload(parity, stream));
+      LSA_CUDA_OK(lsa::cuda::build_view(t, chunker, device.buffers(), status.get(), stream));
+      LSA_CUDA_OK(lsa::cuda::write_slot_mapping(t, chunker, mapping.get(), stream));
+      LSA_CUDA_REQUIRE(cudaStreamEndCapture(stream, &graph));
+      LSA_CUDA_REQUIRE(cudaGraphInstantiate(&graphs[parity], graph, 0));
+      LSA_CUDA_REQUIRE(cudaGraphDestroy(graph));
+    }
+
+    std::mt19937 rng(17);
+    std::set<std::vector<int32_t>> sets_seen;
+    for (int step = 0; step < 300; ++step) {
+      INFO("step " << step);
+      std::vector<lsa::TokenSlot> appended(ids.size());
+      for (size_t b = 0; b < ids.size(); ++b) {
+        REQUIRE(h.append(ids[b], 1) == Status::kOk);
+        const int64_t t = h.cache.length(ids[b]) - 1;
+        appended[b] = {h.cache.slot_of(ids[b], chunker.page_of_token(t)), chunker.offset_in_page(t)};
+      }
+      std::vector<float> q(ids.size());
+      for (float& v : q) v = std::uniform_real_distribution<float>(-1.0f, 1.0f)(rng);
+      REQUIRE(h.step(ids, q) == Status::kOk);
+      for (const SeqId id : ids) {
+        auto res = h.cache.resident_pages(id);
+        sets_seen.emplace(res.begin(), res.end());
+      }
+      REQUIRE(table.write(h.cache, ids) == Status::kOk);
+      LSA_CUDA_REQUIRE(cudaGraphLaunch(graphs[table.parity()], stream));
+      LSA_CUDA_REQUIRE(cudaStreamSynchronize(stream));
+      REQUIRE(status.download()[0] == static_cast<int32_t>(Status::kOk));
+      REQUIRE(device.indptr.download() == h.views.indptr);
+      REQUIRE(device.indices.download() == h.views.indices);
+      REQUIRE(device.last_page_len.download() == h.views.last_page_len);
+      REQUIRE(device.slot_lists.download() == h.views.slot_lists);
+      REQUIRE(device.block_table.download() == h.views.block_table);
+      const std::vector<int64_t> got = mapping.download();
+      for (size_t b = 0; b < ids.size(); ++b) {
+        REQUIRE(got[b] == int64_t{appended[b].slot} * chunker.page_tokens() + appended[b].offset);
+      }
+    }
+    REQUIRE(sets_seen.size() > 20);  // the replays saw the resident sets change many times
+    for (cudaGraphExec_t g : graphs) LSA_CUDA_REQUIRE(cudaGraphExecDestroy(g));
+    h.check_all();
+  }
+  LSA_CUDA_REQUIRE(cudaStreamDestroy(stream));
+}
+
+}  // namespace
+
+TEST_CASE("step graph: captured once, replayed across refreshes, views equal the host's (sync)",
+          "[gpu][graph]") {
+  LSA_REQUIRE_GPU();
+  run_graph_replays(RecallMode::kSync);
+}
+
+TEST_CASE("step graph: captured once, replayed across refreshes, views equal the host's (async)",
+          "[gpu][graph]") {
+  LSA_REQUIRE_GPU();
+  run_graph_replays(RecallMode::kAsync);
+}
+
+TEST_CASE("device page table: bad sizes throw, oversized batches are refused and change nothing",
+          "[gpu][graph][errors]") {
+  LSA_REQUIRE_GPU();
+  REQUIRE_THROWS_WITH(DevicePageTable(0, 4, 4), Catch::Contains("max_batch"));
+  const lsa::CacheConfig config = graph_config(RecallMode::kSync);
+  lsa::testing::BasicHarness<CudaStore> h(config, 3);
+  REQUIRE(h.add(1) == Status::kOk);
+  REQUIRE(h.add(2) == Status::kOk);
+  REQUIRE(h.append(1, 40) == Status::kOk);
+  DevicePageTable small(1, config.policy.kmax_pages, kMaxPages);
+  const std::vector<SeqId> two = {1, 2};
+  REQUIRE(small.write(h.cache, two) == Status::kBufferTooSmall);
+  const std::vector<SeqId> unknown = {9};
+  REQUIRE(small.write(h.cache, unknown) == Status::kUnknownSequence);
+  DevicePageTable short_rows(2, config.policy.kmax_pages, 2);
+  REQUIRE(short_rows.write(h.cache, two) == Status::kBufferTooSmall);  // 40 tokens = 10 pages > 2
+  REQUIRE(small.parity() == 0);
+  REQUIRE(small.num_batch() == 0);
+}
