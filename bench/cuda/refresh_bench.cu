@@ -15,6 +15,7 @@
 #include <vector>
 #include <cstdint>
 
+#include "bench_cuda.hpp"
 #include "lsa/cuda/lightning.hpp"
 #include "lsa/cuda/page_selection.hpp"
 #include "lsa/fp8.hpp"
@@ -22,52 +23,8 @@
 
 namespace {
 
-#define BENCH_CUDA(expr)                                                                     \
-  do {                                                                                       \
-    const cudaError_t bench_error_ = static_cast<cudaError_t>(expr);                         \
-    if (bench_error_ != cudaSuccess) {                                                       \
-      std::fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #expr,                     \
-                   cudaGetErrorString(bench_error_));                                        \
-      std::exit(1);                                                                          \
-    }                                                                                        \
-  } while (0)
-
-bool has_device() {
-  int n = 0;
-  return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
-}
-
-// Bytes per second of a large device-to-device copy, counting bytes read plus bytes written.
-double copy_bandwidth() {
-  static const double bandwidth = [] {
-    const size_t bytes = size_t{1} << 30;
-    void* a = nullptr;
-    void* b = nullptr;
-    BENCH_CUDA(cudaMalloc(&a, bytes));
-    BENCH_CUDA(cudaMalloc(&b, bytes));
-    BENCH_CUDA(cudaMemset(a, 1, bytes));
-    cudaEvent_t start, stop;
-    BENCH_CUDA(cudaEventCreate(&start));
-    BENCH_CUDA(cudaEventCreate(&stop));
-    for (int i = 0; i < 3; ++i) BENCH_CUDA(cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice));
-    const int reps = 10;
-    BENCH_CUDA(cudaEventRecord(start));
-    for (int i = 0; i < reps; ++i) BENCH_CUDA(cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice));
-    BENCH_CUDA(cudaEventRecord(stop));
-    BENCH_CUDA(cudaEventSynchronize(stop));
-    float ms = 0.0f;
-    BENCH_CUDA(cudaEventElapsedTime(&ms, start, stop));
-    BENCH_CUDA(cudaFree(a));
-    BENCH_CUDA(cudaFree(b));
-    const double bw = 2.0 * static_cast<double>(bytes) * reps / (ms * 1e-3);
-    cudaDeviceProp prop{};
-    BENCH_CUDA(cudaGetDeviceProperties(&prop, 0));
-    std::printf("device: %s, %d SMs; D2D copy: %.0f GB/s (read + write)\n", prop.name,
-                prop.multiProcessorCount, bw / 1e9);
-    return bw;
-  }();
-  return bandwidth;
-}
+using lsa::bench::copy_bandwidth;
+using lsa::bench::has_device;
 
 // One sequence's refresh inputs and outputs on the device.
 struct Refresh {

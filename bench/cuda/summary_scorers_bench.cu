@@ -14,30 +14,18 @@
 #include <cstring>
 #include <vector>
 
+#include "bench_cuda.hpp"
 #include "lsa/cuda/page_stats.hpp"
 #include "lsa/cuda/summary_scorers.hpp"
 #include "lsa/fp8.hpp"
 
 namespace {
 
-#define BENCH_CUDA(expr)                                                 \
-  do {                                                                   \
-    const cudaError_t bench_error_ = static_cast<cudaError_t>(expr);     \
-    if (bench_error_ != cudaSuccess) {                                   \
-      std::fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #expr, \
-                   cudaGetErrorString(bench_error_));                    \
-      std::exit(1);                                                      \
-    }                                                                    \
-  } while (0)
+using lsa::bench::has_device;
 
 enum Kind { kBound = 0, kCentroid = 1, kEmbedding = 2 };
 
 constexpr int32_t kPageChunks = 16;
-
-bool has_device() {
-  int n = 0;
-  return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
-}
 
 // Uniform values in [-1, 1) from a xorshift stream (fast enough for 512 MiB of index).
 float next_value(uint64_t& state) {
