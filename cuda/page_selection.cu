@@ -431,7 +431,9 @@ CudaError select_pages(void* d_workspace, size_t& workspace_bytes, const PolicyC
                        Chunker chunker, const PageSelectionInput& input, int32_t* d_pages,
                        int32_t* d_num_pages, Stream stream) noexcept {
   using namespace detail;
-  if (policy.selection != Selection::kThreshold) return CudaError::kNotSupported;
+  // Threshold and top-k selection differ only in how the page statistics were made
+  // (compute_page_stats / top_k_page_stats); top-p has no device statistics.
+  if (policy.selection == Selection::kTopP) return CudaError::kNotSupported;
   if (policy.page_score != PageScore::kKeptChunks && policy.page_score != PageScore::kScoreMass) {
     return CudaError::kInvalidValue;
   }

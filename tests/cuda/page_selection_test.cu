@@ -8,6 +8,7 @@
 
 #include "lsa/chunker.hpp"
 #include "lsa/fp8.hpp"
+#include "lsa/cuda/chunk_selection.hpp"
 #include "lsa/cuda/lightning.hpp"
 #include "lsa/cuda/page_selection.hpp"
 #include "lsa/cuda/page_stats.hpp"
@@ -49,7 +50,12 @@ Case make_case(std::mt19937& rng, int64_t num_chunks, int32_t page_chunks) {
     if (std::uniform_int_distribution<int>(0, 999)(rng) == 0) s = NAN;
   }
   lsa::PolicyConfig& p = c.policy;
-  p.selection = lsa::Selection::kThreshold;
+  // A third of the cases rank the top-k chunks instead (k below, at and above the chunk count).
+  p.selection = std::uniform_int_distribution<int>(0, 2)(rng) == 0 ? lsa::Selection::kTopK
+                                                                   : lsa::Selection::kThreshold;
+  const int64_t ks[] = {1, 7, std::max<int64_t>(1, c.num_scores / 3), std::max<int64_t>(1, c.num_scores),
+                        c.num_scores + 5};
+  p.top_k_chunks = ks[std::uniform_int_distribution<int>(0, 4)(rng)];
   p.threshold = std::uniform_int_distribution<int>(0, 3)(rng) == 0 ? 0.25f : 0.5f;
   p.page_score = std::uniform_int_distribution<int>(0, 1)(rng) == 0 ? lsa::PageScore::kKeptChunks
                                                                      : lsa::PageScore::kScoreMass;
@@ -94,8 +100,17 @@ bool device_select(const Case& c, SelectionPath path, std::vector<int32_t>& out)
   const int64_t stat_pages = lsa::cuda::num_stat_pages(c.num_scores, c.page_chunks);
   DeviceArray<int32_t> kept(static_cast<size_t>(stat_pages));
   DeviceArray<float> mass(static_cast<size_t>(stat_pages));
-  LSA_CUDA_OK(lsa::cuda::compute_page_stats(
-      scores.get(), c.num_scores, {c.policy.threshold, c.page_chunks, kept.get(), mass.get()}, nullptr));
+  const lsa::cuda::PageStats stats{c.policy.threshold, c.page_chunks, kept.get(), mass.get()};
+  if (c.policy.selection == lsa::Selection::kTopK) {
+    size_t stats_bytes = 0;
+    LSA_CUDA_OK(lsa::cuda::top_k_page_stats(nullptr, stats_bytes, scores.get(), c.num_scores,
+                                            c.policy.top_k_chunks, stats, nullptr));
+    DeviceArray<std::byte> stats_workspace(stats_bytes);
+    LSA_CUDA_OK(lsa::cuda::top_k_page_stats(stats_workspace.get(), stats_bytes, scores.get(), c.num_scores,
+                                            c.policy.top_k_chunks, stats, nullptr));
+  } else {
+    LSA_CUDA_OK(lsa::cuda::compute_page_stats(scores.get(), c.num_scores, stats, nullptr));
+  }
   DeviceArray<int32_t> resident(c.resident);
   lsa::cuda::PageSelectionInput in;
   in.d_kept = kept.get();
@@ -136,7 +151,8 @@ void check(const Case& c, int64_t& block_runs, int64_t& sort_runs, int64_t& coun
                  << " page_chunks " << c.page_chunks << " kmax " << c.policy.kmax_pages << " sink "
                  << c.policy.sink_chunks << " recent " << c.policy.recent_chunks << " mass "
                  << (c.policy.page_score == lsa::PageScore::kScoreMass) << " hysteresis "
-                 << c.policy.hysteresis << " max_recall " << c.policy.max_recall_pages);
+                 << c.policy.hysteresis << " max_recall " << c.policy.max_recall_pages << " top_k "
+                 << (c.policy.selection == lsa::Selection::kTopK ? c.policy.top_k_chunks : 0));
   for (const SelectionPath path : {SelectionPath::kAuto, SelectionPath::kCountSort, SelectionPath::kBlock,
                                    SelectionPath::kDeviceSort}) {
     std::vector<int32_t> got;
@@ -273,4 +289,22 @@ TEST_CASE("lightning scores then select_pages equal the host policy on the same 
     REQUIRE(kept_chunks > 0);
     REQUIRE(got == expected);
   }
+}
+
+TEST_CASE("top_k_page_stats refuses bad arguments", "[gpu][selection][errors]") {
+  LSA_REQUIRE_GPU();
+  DeviceArray<float> scores(std::vector<float>(10, 0.5f));
+  DeviceArray<int32_t> kept(10);
+  size_t bytes = 0;
+  const lsa::cuda::PageStats stats{0.5f, 1, kept.get(), nullptr};
+  using lsa::cuda::CudaError;
+  REQUIRE(lsa::cuda::top_k_page_stats(nullptr, bytes, scores.get(), 10, 0, stats, nullptr) == CudaError::kInvalidValue);
+  REQUIRE(lsa::cuda::top_k_page_stats(nullptr, bytes, nullptr, 10, 3, stats, nullptr) == CudaError::kInvalidValue);
+  REQUIRE(lsa::cuda::top_k_page_stats(nullptr, bytes, scores.get(), 10, 3, {0.5f, 0, kept.get(), nullptr},
+                                      nullptr) == CudaError::kInvalidValue);
+  REQUIRE(lsa::cuda::top_k_page_stats(nullptr, bytes, scores.get(), 10, 3, stats, nullptr) == CudaError::kSuccess);
+  DeviceArray<std::byte> workspace(bytes);
+  size_t short_bytes = bytes - 1;
+  REQUIRE(lsa::cuda::top_k_page_stats(workspace.get(), short_bytes, scores.get(), 10, 3, stats, nullptr) ==
+          CudaError::kInvalidValue);
 }

@@ -40,14 +40,15 @@ struct PageSelectionInput {
 int64_t max_selected_pages(const PolicyConfig& policy, Chunker chunker, int64_t num_tokens,
                            int64_t first_uncommitted_page) noexcept;
 
-/// LookaheadPolicy(policy, chunker).select(...) for Selection::kThreshold, on the device: writes the
+/// LookaheadPolicy(policy, chunker).select(...) for Selection::kThreshold (statistics from
+/// compute_page_stats or lightning_score) and Selection::kTopK (top_k_page_stats), on the device: writes the
 /// new resident set to d_pages (forced pages ascending, then the chosen pages best first, ties to
 /// the lower page) and its length to *d_num_pages; identical to the host policy for the same page
 /// statistics. d_pages must hold max_selected_pages(...) entries.
 ///
 /// CUB-style workspace (see lightning_score); the size depends on the inputs and the path. No
 /// allocation, no synchronization. kInvalidValue: missing pointers, a workspace that is too small;
-/// kNotSupported: a selection rule other than kThreshold, or a path that does not apply.
+/// kNotSupported: Selection::kTopP, or a path that does not apply.
 [[nodiscard]] CudaError select_pages(void* d_workspace, size_t& workspace_bytes,
                                      const PolicyConfig& policy, Chunker chunker,
                                      const PageSelectionInput& input, int32_t* d_pages,
