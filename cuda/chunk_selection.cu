@@ -1,9 +1,9 @@
 // top_k_page_stats: rank keys, a stable CUB radix sort of (key, chunk), the first k chunks marked,
 // then the page statistics of the marked chunks.
-#include <cub/device/device_radix_sort.cuh>
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <cub/device/device_radix_sort.cuh>
 
 #include "detail/common.cuh"
 #include "lsa/cuda/chunk_selection.hpp"
@@ -14,8 +14,8 @@ namespace {
 
 constexpr int kThreads = 256;
 
-__global__ void rank_keys_kernel(const float* __restrict__ scores, int32_t n, uint32_t* __restrict__ keys,
-                                 int32_t* __restrict__ chunks) {
+__global__ void rank_keys_kernel(const float* __restrict__ scores, int32_t n,
+                                 uint32_t* __restrict__ keys, int32_t* __restrict__ chunks) {
   const int32_t c = static_cast<int32_t>(blockIdx.x * blockDim.x + threadIdx.x);
   if (c >= n) return;
   keys[c] = rank_key(scores[c]);
@@ -34,20 +34,18 @@ __global__ void mark_kernel(const int32_t* __restrict__ sorted, int32_t n, int32
   }
 }
 
-// Per page: kept chunks and their scores summed in chunk order (the host policy's arithmetic).
-__global__ void kept_page_stats_kernel(const uint8_t* __restrict__ kept, const float* __restrict__ scores,
-                                       int64_t n, int64_t num_pages, int32_t page_chunks,
-                                       int32_t* __restrict__ count_out, float* __restrict__ mass_out) {
+// Per page: the marked chunks and their score mass.
+__global__ void kept_page_stats_kernel(const uint8_t* __restrict__ kept,
+                                       const float* __restrict__ scores, int64_t n,
+                                       int64_t num_pages, int32_t page_chunks,
+                                       int32_t* __restrict__ count_out,
+                                       float* __restrict__ mass_out) {
   const int64_t page = int64_t{blockIdx.x} * blockDim.x + threadIdx.x;
   if (page >= num_pages) return;
-  const int64_t begin = page * page_chunks;
-  const int64_t end = min(begin + page_chunks, n);
-  int32_t count = 0;
-  float sum = 0.0f;
-  for (int64_t c = begin; c < end; ++c) {
-    count += kept[c];
-    sum += kept[c] ? scores[c] : 0.0f;
-  }
+  int32_t count;
+  float sum;
+  kept_page_stats(
+      scores, n, page, page_chunks, [&](int64_t c) { return kept[c] != 0; }, count, sum);
   count_out[page] = count;
   if (mass_out != nullptr) mass_out[page] = sum;
 }
@@ -58,7 +56,8 @@ unsigned blocks_for(int64_t n) { return static_cast<unsigned>((n + kThreads - 1)
 }  // namespace detail
 
 CudaError top_k_page_stats(void* d_workspace, size_t& workspace_bytes, const float* d_scores,
-                           int64_t num_chunks, int64_t k, const PageStats& stats, Stream stream) noexcept {
+                           int64_t num_chunks, int64_t k, const PageStats& stats,
+                           Stream stream) noexcept {
   using namespace detail;
   if (k < 1 || num_chunks < 0 || num_chunks >= (int64_t{1} << 31) || stats.page_chunks < 1 ||
       (num_chunks > 0 && (d_scores == nullptr || stats.d_kept == nullptr))) {
@@ -67,10 +66,9 @@ CudaError top_k_page_stats(void* d_workspace, size_t& workspace_bytes, const flo
   const auto n = static_cast<int32_t>(num_chunks);
   const bool all = k >= num_chunks;
   size_t sort_bytes = 0;
-  LSA_CUDA_TRY(cub::DeviceRadixSort::SortPairs(nullptr, sort_bytes, static_cast<const uint32_t*>(nullptr),
-                                               static_cast<uint32_t*>(nullptr),
-                                               static_cast<const int32_t*>(nullptr),
-                                               static_cast<int32_t*>(nullptr), n, 0, 32, stream));
+  LSA_CUDA_TRY(cub::DeviceRadixSort::SortPairs(
+      nullptr, sort_bytes, static_cast<const uint32_t*>(nullptr), static_cast<uint32_t*>(nullptr),
+      static_cast<const int32_t*>(nullptr), static_cast<int32_t*>(nullptr), n, 0, 32, stream));
   WorkspaceCarver carver(d_workspace);
   uint32_t* keys = carver.take<uint32_t>(static_cast<size_t>(n));
   uint32_t* keys_sorted = carver.take<uint32_t>(static_cast<size_t>(n));
@@ -88,17 +86,16 @@ CudaError top_k_page_stats(void* d_workspace, size_t& workspace_bytes, const flo
     rank_keys_kernel<<<blocks_for(n), kThreads, 0, stream>>>(d_scores, n, keys, chunks);
     LSA_CUDA_TRY(cudaGetLastError());
     // Stable: equal keys keep ascending chunk order, which is the host's tie rule.
-    LSA_CUDA_TRY(cub::DeviceRadixSort::SortPairs(sort_storage, sort_bytes, keys, keys_sorted, chunks,
-                                                 chunks_sorted, n, 0, 32, stream));
+    LSA_CUDA_TRY(cub::DeviceRadixSort::SortPairs(sort_storage, sort_bytes, keys, keys_sorted,
+                                                 chunks, chunks_sorted, n, 0, 32, stream));
     LSA_CUDA_TRY(cudaMemsetAsync(kept, 0, static_cast<size_t>(n), stream));
   }
-  mark_kernel<<<blocks_for(n), kThreads, 0, stream>>>(chunks_sorted, n, static_cast<int32_t>(all ? n : k),
-                                                     all, kept);
+  mark_kernel<<<blocks_for(n), kThreads, 0, stream>>>(chunks_sorted, n,
+                                                      static_cast<int32_t>(all ? n : k), all, kept);
   LSA_CUDA_TRY(cudaGetLastError());
   const int64_t pages = num_stat_pages(num_chunks, stats.page_chunks);
-  kept_page_stats_kernel<<<blocks_for(pages), kThreads, 0, stream>>>(kept, d_scores, num_chunks, pages,
-                                                                      stats.page_chunks, stats.d_kept,
-                                                                      stats.d_mass);
+  kept_page_stats_kernel<<<blocks_for(pages), kThreads, 0, stream>>>(
+      kept, d_scores, num_chunks, pages, stats.page_chunks, stats.d_kept, stats.d_mass);
   return launch_error();
 }
 

@@ -1,6 +1,4 @@
 // CudaStore: device reserve, pinned mirror, copy jobs on a side stream ordered by events.
-#include "lsa/cuda/cuda_store.hpp"
-
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -8,6 +6,7 @@
 
 #include "detail/common.cuh"
 #include "detail/page_gather.cuh"
+#include "lsa/cuda/cuda_store.hpp"
 #include "lsa/error.hpp"
 
 namespace lsa::cuda {
@@ -35,8 +34,9 @@ void check_construction(cudaError_t e, const char* what) {
 
 const CacheConfig& checked_for_device(const CacheConfig& config) {
   if (!config.mirror_path.empty()) {
-    throw Error("mirror_path must be empty for cuda::CudaStore (its mirror is pinned host memory), got '" +
-                config.mirror_path + "'");
+    throw Error(
+        "mirror_path must be empty for cuda::CudaStore (its mirror is pinned host memory), got '" +
+        config.mirror_path + "'");
   }
   return config;
 }
@@ -77,7 +77,8 @@ CudaStore::CudaStore(const CacheConfig& config, const CudaStoreOptions& options)
   }
   DeviceGuard guard(device_);
   try {
-    check_construction(cudaStreamCreateWithFlags(&copy_, cudaStreamNonBlocking), "copy stream creation");
+    check_construction(cudaStreamCreateWithFlags(&copy_, cudaStreamNonBlocking),
+                       "copy stream creation");
     check_construction(cudaEventCreateWithFlags(&fence_, cudaEventDisableTiming), "event creation");
     events_.assign(kEventRing, nullptr);
     for (Event& e : events_) {
@@ -86,7 +87,8 @@ CudaStore::CudaStore(const CacheConfig& config, const CudaStoreOptions& options)
     void* reserve = nullptr;
     check_construction(cudaMalloc(&reserve, static_cast<size_t>(page_bytes_ * num_slots())),
                        ("cudaMalloc of the reserve (num_slots * page bytes = " +
-                        std::to_string(page_bytes_ * num_slots()) + " B)").c_str());
+                        std::to_string(page_bytes_ * num_slots()) + " B)")
+                           .c_str());
     d_reserve_ = static_cast<std::byte*>(reserve);
     slot_job_.assign(static_cast<size_t>(num_slots()), 0);
     batch_.reserve(static_cast<size_t>(num_slots()));
@@ -203,7 +205,8 @@ Status CudaStore::seal(PageId id) noexcept {
 void CudaStore::unseal(PageId id) noexcept {
   // The write-back may still read the slot that the engine is about to overwrite.
   const int32_t slot = slot_of(id);
-  if (!copies_done(slot_job_[slot])) (void)note(cudaStreamWaitEvent(compute_, job_event(slot_job_[slot]), 0));
+  if (!copies_done(slot_job_[slot]))
+    (void)note(cudaStreamWaitEvent(compute_, job_event(slot_job_[slot]), 0));
   if (const int64_t cell = mark_unsealed(id); cell >= 0) mirror_.release(cell);
 }
 
@@ -268,10 +271,11 @@ void CudaStore::write_tokens(int32_t slot, int32_t first, int32_t num_tokens,
   DeviceGuard guard(device_);
   const int64_t src_token_bytes = int64_t{num_layers_} * token_bytes_;
   for (int32_t layer = 0; layer < num_layers_; ++layer) {
-    (void)note(cudaMemcpy2DAsync(slot_data(slot) + layer * layer_bytes_ + int64_t{first} * token_bytes_,
-                                 static_cast<size_t>(token_bytes_), src + layer * token_bytes_,
-                                 static_cast<size_t>(src_token_bytes), static_cast<size_t>(token_bytes_),
-                                 static_cast<size_t>(num_tokens), cudaMemcpyDefault, compute_));
+    (void)note(
+        cudaMemcpy2DAsync(slot_data(slot) + layer * layer_bytes_ + int64_t{first} * token_bytes_,
+                          static_cast<size_t>(token_bytes_), src + layer * token_bytes_,
+                          static_cast<size_t>(src_token_bytes), static_cast<size_t>(token_bytes_),
+                          static_cast<size_t>(num_tokens), cudaMemcpyDefault, compute_));
   }
 }
 
@@ -287,14 +291,16 @@ void CudaStore::copy_slot(int32_t to, int32_t from) noexcept {
                              cudaMemcpyDeviceToDevice, compute_));
 }
 
-Status CudaStore::read_bytes(PageId id, int64_t offset, std::byte* dst, int64_t bytes) const noexcept {
+Status CudaStore::read_bytes(PageId id, int64_t offset, std::byte* dst,
+                             int64_t bytes) const noexcept {
   DeviceGuard guard(device_);
   const int32_t slot = slot_of(id);
   // An unsealed page lives only in its slot; a sealed one is read from the mirror while a recall
   // may still be copying into its slot.
   if (slot >= 0 && (!sealed(id) || slot_ready(slot))) {
     const std::byte* from = d_reserve_ + int64_t{slot} * page_bytes_ + offset;
-    if (!note(cudaMemcpyAsync(dst, from, static_cast<size_t>(bytes), cudaMemcpyDeviceToHost, compute_)) ||
+    if (!note(cudaMemcpyAsync(dst, from, static_cast<size_t>(bytes), cudaMemcpyDeviceToHost,
+                              compute_)) ||
         !note(cudaStreamSynchronize(compute_))) {
       return Status::kDeviceError;
     }

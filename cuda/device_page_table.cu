@@ -1,11 +1,11 @@
-// DevicePageTable: pinned staging copies, device tables, and the kernel that moves one to the other.
-#include "lsa/cuda/device_page_table.hpp"
-
+// DevicePageTable: pinned staging copies, device tables, and the kernel that moves one to the
+// other.
 #include <cuda_runtime.h>
 
 #include <string>
 
 #include "detail/common.cuh"
+#include "lsa/cuda/device_page_table.hpp"
 #include "lsa/error.hpp"
 
 namespace lsa::cuda {
@@ -88,7 +88,8 @@ void check(cudaError_t e, const char* what) {
 
 }  // namespace
 
-DevicePageTable::DevicePageTable(int32_t max_batch, int32_t max_resident, int32_t max_pages, int device)
+DevicePageTable::DevicePageTable(int32_t max_batch, int32_t max_resident, int32_t max_pages,
+                                 int device)
     : max_batch_(max_batch), max_resident_(max_resident), max_pages_(max_pages), device_(device) {
   if (max_batch < 1 || max_resident < 1 || max_pages < 1) {
     throw Error("DevicePageTable: max_batch, max_resident and max_pages must be >= 1, got " +
@@ -109,7 +110,8 @@ DevicePageTable::DevicePageTable(int32_t max_batch, int32_t max_resident, int32_
     check(cudaMalloc(&tables, 2 * table_bytes_), "cudaMalloc of the tables");
     d_tables_ = static_cast<std::byte*>(tables);
     check(cudaMemset(d_tables_, 0xFF, 2 * table_bytes_), "cudaMemset of the tables");
-    for (CUevent_st*& e : uploaded_) check(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "event creation");
+    for (CUevent_st*& e : uploaded_)
+      check(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "event creation");
     for (int p = 0; p < 2; ++p) *staging(p).num_batch = 0;
   } catch (...) {
     free_all();
@@ -138,7 +140,8 @@ void DevicePageTable::free_all() noexcept {
 DevicePageTable::Staging DevicePageTable::staging(int parity) const noexcept {
   const Layout l = staging_layout(max_batch_, max_resident_);
   std::byte* base = h_staging_ + parity * staging_bytes_;
-  return {reinterpret_cast<int32_t*>(base + l.num_batch), reinterpret_cast<int64_t*>(base + l.num_tokens),
+  return {reinterpret_cast<int32_t*>(base + l.num_batch),
+          reinterpret_cast<int64_t*>(base + l.num_tokens),
           reinterpret_cast<int32_t*>(base + l.offsets), reinterpret_cast<int32_t*>(base + l.pages),
           reinterpret_cast<int32_t*>(base + l.slots)};
 }

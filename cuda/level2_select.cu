@@ -102,18 +102,6 @@ struct Level2Smem {
   } u;
 };
 
-// Adds 1 to hist[digit] for every lane with `counted`, one shared atomic per distinct digit of a
-// warp (the leading digit of similar logits takes few values; plain atomics would serialize).
-__device__ __forceinline__ void warp_histogram_add(int32_t* hist, bool counted, uint32_t digit) {
-  const unsigned counting = __ballot_sync(0xFFFFFFFFu, counted);
-  if (counted) {
-    const unsigned peers = __match_any_sync(counting, digit);
-    if ((threadIdx.x % 32) == static_cast<unsigned>(__ffs(peers) - 1)) {
-      atomicAdd(&hist[digit], __popc(peers));
-    }
-  }
-}
-
 // This thread's keys of the pass round starting at `base`: from the shared cache when the round is
 // cached (the first pass, `fill`, writes them there), else from global memory.
 __device__ __forceinline__ void round_keys(const Candidates& c, uint32_t* cache, int64_t cached,

@@ -71,16 +71,10 @@ __global__ void page_stats_kernel(const float* __restrict__ scores, int64_t num_
                                   int32_t* __restrict__ kept, float* __restrict__ mass) {
   const int64_t page = int64_t{blockIdx.x} * blockDim.x + threadIdx.x;
   if (page >= num_pages) return;
-  const int64_t begin = page * page_chunks;
-  const int64_t end = min(begin + page_chunks, num_chunks);
-  int32_t count = 0;
-  float sum = 0.0f;
-  for (int64_t c = begin; c < end; ++c) {  // chunk order, as the host policy adds
-    const float s = scores[c];
-    const bool k = s > threshold;
-    count += k ? 1 : 0;
-    sum += k ? s : 0.0f;
-  }
+  int32_t count;
+  float sum;
+  kept_page_stats(scores, num_chunks, page, page_chunks, [&](int64_t c) { return scores[c] > threshold; },
+                  count, sum);
   kept[page] = count;
   if (mass != nullptr) mass[page] = sum;
 }

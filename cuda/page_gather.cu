@@ -18,8 +18,8 @@ struct PageList {
 };
 
 // Block (page, part) copies its part of page `page`, in 16-byte words when every page allows it.
-__global__ void __launch_bounds__(kThreads) gather_kernel(const __grid_constant__ PageList list,
-                                                          int64_t page_bytes, bool vectorized) {
+__global__ void __launch_bounds__(kThreads)
+    gather_kernel(const __grid_constant__ PageList list, int64_t page_bytes, bool vectorized) {
   const int page = static_cast<int>(blockIdx.x);
   const std::byte* src = list.src[page];
   std::byte* dst = list.dst[page];
@@ -36,8 +36,8 @@ __global__ void __launch_bounds__(kThreads) gather_kernel(const __grid_constant_
 
 }  // namespace
 
-cudaError_t gather_pages(const void* const* srcs, void* const* dsts, size_t count, int64_t page_bytes,
-                         cudaStream_t stream) noexcept {
+cudaError_t gather_pages(const void* const* srcs, void* const* dsts, size_t count,
+                         int64_t page_bytes, cudaStream_t stream) noexcept {
   bool vectorized = page_bytes % 16 == 0;
   for (size_t i = 0; i < count; ++i) {
     vectorized = vectorized && reinterpret_cast<uintptr_t>(srcs[i]) % 16 == 0 &&

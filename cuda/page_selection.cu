@@ -109,18 +109,6 @@ struct BlockSmem {
 
 constexpr size_t kBlockSmemBytes = (sizeof(BlockSmem) + 15) / 16 * 16;
 
-// Adds 1 to hist[digit] for every thread with `counted`, one shared atomic per distinct digit of
-// a warp (kept-chunk counts take few values, so plain atomics would serialize).
-__device__ __forceinline__ void warp_histogram_add(int32_t* hist, bool counted, uint32_t digit) {
-  const unsigned counting = __ballot_sync(0xFFFFFFFFu, counted);
-  if (counted) {
-    const unsigned peers = __match_any_sync(counting, digit);
-    if ((threadIdx.x % 32) == static_cast<unsigned>(__ffs(peers) - 1)) {
-      atomicAdd(&hist[digit], __popc(peers));
-    }
-  }
-}
-
 __global__ void __launch_bounds__(kSelectThreads, 1) select_block_kernel(SelectPlan p) {
   extern __shared__ uint4 select_smem[];
   BlockSmem& sm = *reinterpret_cast<BlockSmem*>(select_smem);

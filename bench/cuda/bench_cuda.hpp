@@ -8,14 +8,14 @@
 #include <cstdlib>
 
 /// Prints the failing call and exits: a benchmark that lost its device has nothing left to measure.
-#define BENCH_CUDA(expr)                                                                     \
-  do {                                                                                       \
-    const cudaError_t bench_error_ = static_cast<cudaError_t>(expr);                         \
-    if (bench_error_ != cudaSuccess) {                                                       \
-      std::fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #expr,                     \
-                   cudaGetErrorString(bench_error_));                                        \
-      std::exit(1);                                                                          \
-    }                                                                                        \
+#define BENCH_CUDA(expr)                                                 \
+  do {                                                                   \
+    const cudaError_t bench_error_ = static_cast<cudaError_t>(expr);     \
+    if (bench_error_ != cudaSuccess) {                                   \
+      std::fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #expr, \
+                   cudaGetErrorString(bench_error_));                    \
+      std::exit(1);                                                      \
+    }                                                                    \
   } while (0)
 
 namespace lsa::bench {
@@ -44,7 +44,8 @@ inline double copy_bandwidth() {
     for (int i = 0; i < 3; ++i) BENCH_CUDA(cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice));
     const int reps = 10;
     BENCH_CUDA(cudaEventRecord(start));
-    for (int i = 0; i < reps; ++i) BENCH_CUDA(cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice));
+    for (int i = 0; i < reps; ++i)
+      BENCH_CUDA(cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice));
     BENCH_CUDA(cudaEventRecord(stop));
     BENCH_CUDA(cudaEventSynchronize(stop));
     float ms = 0.0f;
@@ -62,5 +63,38 @@ inline double copy_bandwidth() {
   }();
   return bandwidth;
 }
+
+/// Device time of work queued on one stream, between two events.
+class DeviceTimer {
+ public:
+  /// A timer for work on `stream`.
+  explicit DeviceTimer(cudaStream_t stream) : stream_(stream) {
+    BENCH_CUDA(cudaEventCreate(&start_));
+    BENCH_CUDA(cudaEventCreate(&stop_));
+  }
+  ~DeviceTimer() {
+    (void)cudaEventDestroy(start_);
+    (void)cudaEventDestroy(stop_);
+  }
+  DeviceTimer(const DeviceTimer&) = delete;
+  DeviceTimer& operator=(const DeviceTimer&) = delete;
+
+  /// Seconds per call of `calls` back-to-back calls of `launch` (which queues work on the stream).
+  template <class Launch>
+  double seconds_per_call(int calls, Launch&& launch) {
+    BENCH_CUDA(cudaEventRecord(start_, stream_));
+    for (int i = 0; i < calls; ++i) launch();
+    BENCH_CUDA(cudaEventRecord(stop_, stream_));
+    BENCH_CUDA(cudaEventSynchronize(stop_));
+    float ms = 0.0f;
+    BENCH_CUDA(cudaEventElapsedTime(&ms, start_, stop_));
+    return ms * 1e-3 / calls;
+  }
+
+ private:
+  cudaStream_t stream_;
+  cudaEvent_t start_ = nullptr;
+  cudaEvent_t stop_ = nullptr;
+};
 
 }  // namespace lsa::bench

@@ -16,24 +16,12 @@
 #include <random>
 #include <vector>
 
+#include "bench_cuda.hpp"
 #include "lsa/cuda/level2.hpp"
 
 namespace {
 
-#define BENCH_CUDA(expr)                                                 \
-  do {                                                                   \
-    const cudaError_t bench_error_ = static_cast<cudaError_t>(expr);     \
-    if (bench_error_ != cudaSuccess) {                                   \
-      std::fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #expr, \
-                   cudaGetErrorString(bench_error_));                    \
-      std::exit(1);                                                      \
-    }                                                                    \
-  } while (0)
-
-bool has_device() {
-  int n = 0;
-  return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
-}
+using lsa::bench::has_device;
 
 template <class T>
 T* upload(const std::vector<T>& host) {
@@ -125,21 +113,8 @@ void BM_Level2Select(benchmark::State& state) {
     state.SkipWithError("level2_select reported an invalid table");
     return;
   }
-  cudaEvent_t start, stop;
-  BENCH_CUDA(cudaEventCreate(&start));
-  BENCH_CUDA(cudaEventCreate(&stop));
-  const int calls = 20;
-  for (auto _ : state) {
-    BENCH_CUDA(cudaEventRecord(start, l2.stream));
-    for (int i = 0; i < calls; ++i) l2.run();
-    BENCH_CUDA(cudaEventRecord(stop, l2.stream));
-    BENCH_CUDA(cudaEventSynchronize(stop));
-    float ms = 0.0f;
-    BENCH_CUDA(cudaEventElapsedTime(&ms, start, stop));
-    state.SetIterationTime(ms * 1e-3 / calls);
-  }
-  BENCH_CUDA(cudaEventDestroy(start));
-  BENCH_CUDA(cudaEventDestroy(stop));
+  lsa::bench::DeviceTimer timer(l2.stream);
+  for (auto _ : state) state.SetIterationTime(timer.seconds_per_call(20, [&] { l2.run(); }));
   const double candidates = static_cast<double>(batch) * resident * kChunker.page_chunks();
   state.counters["candidates"] = candidates;
   state.counters["Gcand_per_s"] = benchmark::Counter(

@@ -171,33 +171,23 @@ void BM_Refresh(benchmark::State& state) {
     BENCH_CUDA(cudaGraphInstantiate(&exec, g, 0));
     BENCH_CUDA(cudaGraphDestroy(g));
   }
-  cudaEvent_t start, stop;
-  BENCH_CUDA(cudaEventCreate(&start));
-  BENCH_CUDA(cudaEventCreate(&stop));
-  const int batch = 20;
+  lsa::bench::DeviceTimer timer(r.stream);
   double total_s = 0.0;
   for (auto _ : state) {
-    BENCH_CUDA(cudaEventRecord(start, r.stream));
-    for (int i = 0; i < batch; ++i) {
+    const double seconds = timer.seconds_per_call(20, [&] {
       if (graph) {
         BENCH_CUDA(cudaGraphLaunch(exec, r.stream));
       } else {
         once();
       }
-    }
-    BENCH_CUDA(cudaEventRecord(stop, r.stream));
-    BENCH_CUDA(cudaEventSynchronize(stop));
-    float ms = 0.0f;
-    BENCH_CUDA(cudaEventElapsedTime(&ms, start, stop));
-    state.SetIterationTime(ms * 1e-3 / batch);
-    total_s += ms * 1e-3 / batch;
+    });
+    state.SetIterationTime(seconds);
+    total_s += seconds;
   }
   const double mean_s = total_s / static_cast<double>(state.iterations());
   int32_t count = 0;
   BENCH_CUDA(cudaMemcpy(&count, r.d_count, 4, cudaMemcpyDeviceToHost));
   if (exec != nullptr) BENCH_CUDA(cudaGraphExecDestroy(exec));
-  BENCH_CUDA(cudaEventDestroy(start));
-  BENCH_CUDA(cudaEventDestroy(stop));
   const double floor_s = r.bytes() / bandwidth;
   state.counters["chunks"] = static_cast<double>(r.chunks);
   state.counters["MB"] = r.bytes() / 1e6;

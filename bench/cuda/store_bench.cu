@@ -31,7 +31,8 @@ using lsa::bench::has_device;
 using lsa::cuda::CudaStore;
 using lsa::cuda::RecallCopy;
 using Clock = std::chrono::steady_clock;
-using Cache = lsa::SparseKVCache<lsa::Chunker, lsa::bench::GivenScoreScorer, lsa::LookaheadPolicy, CudaStore>;
+using Cache =
+    lsa::SparseKVCache<lsa::Chunker, lsa::bench::GivenScoreScorer, lsa::LookaheadPolicy, CudaStore>;
 
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
@@ -176,15 +177,23 @@ struct StepSetup {
     auto* base = static_cast<int32_t*>(d_views);
     const int64_t rows = int64_t{batch} * 160;
     // indptr [batch + 1], indices [rows], last_page_len [batch], slot lists and block table [rows]
-    return {base, base + batch + 1, rows, base + batch + 1 + rows, base + 2 * batch + 1 + rows,
-            160, base + 2 * batch + 1 + 2 * rows, 160};
+    return {base,
+            base + batch + 1,
+            rows,
+            base + batch + 1 + rows,
+            base + 2 * batch + 1 + rows,
+            160,
+            base + 2 * batch + 1 + 2 * rows,
+            160};
   }
   void launch_step_kernels(int parity) {
     const lsa::cuda::DeviceBatchTable t = table.table(parity, batch);
     const lsa::Chunker chunker(4, 16);
     BENCH_CUDA(static_cast<cudaError_t>(table.upload(parity, stream)));
-    BENCH_CUDA(static_cast<cudaError_t>(lsa::cuda::build_view(t, chunker, device_views(), d_status, stream)));
-    BENCH_CUDA(static_cast<cudaError_t>(lsa::cuda::write_slot_mapping(t, chunker, d_mapping, stream)));
+    BENCH_CUDA(static_cast<cudaError_t>(
+        lsa::cuda::build_view(t, chunker, device_views(), d_status, stream)));
+    BENCH_CUDA(
+        static_cast<cudaError_t>(lsa::cuda::write_slot_mapping(t, chunker, d_mapping, stream)));
   }
 
   int32_t batch;
@@ -219,7 +228,8 @@ void BM_StepHost(benchmark::State& state) {
     const auto start = Clock::now();
     if (s.cache->step(s.ids, {}, view) != lsa::Status::kOk) state.SkipWithError("step failed");
     if (publish) {
-      if (s.table.write(*s.cache, s.ids) != lsa::Status::kOk) state.SkipWithError("table write failed");
+      if (s.table.write(*s.cache, s.ids) != lsa::Status::kOk)
+        state.SkipWithError("table write failed");
       BENCH_CUDA(cudaGraphLaunch(s.graphs[s.table.parity()], s.stream));
     }
     const double t = seconds_since(start);
@@ -251,27 +261,16 @@ void BM_StepGraph(benchmark::State& state) {
     return;
   }
   const bool graph = state.range(1) != 0;
-  cudaEvent_t start, stop;
-  BENCH_CUDA(cudaEventCreate(&start));
-  BENCH_CUDA(cudaEventCreate(&stop));
-  constexpr int kReplays = 100;
+  lsa::bench::DeviceTimer timer(s.stream);
   for (auto _ : state) {
-    BENCH_CUDA(cudaEventRecord(start, s.stream));
-    for (int i = 0; i < kReplays; ++i) {
+    state.SetIterationTime(timer.seconds_per_call(100, [&] {
       if (graph) {
         BENCH_CUDA(cudaGraphLaunch(s.graphs[s.table.parity()], s.stream));
       } else {
         s.launch_step_kernels(s.table.parity());
       }
-    }
-    BENCH_CUDA(cudaEventRecord(stop, s.stream));
-    BENCH_CUDA(cudaEventSynchronize(stop));
-    float ms = 0.0f;
-    BENCH_CUDA(cudaEventElapsedTime(&ms, start, stop));
-    state.SetIterationTime(ms * 1e-3 / kReplays);
+    }));
   }
-  BENCH_CUDA(cudaEventDestroy(start));
-  BENCH_CUDA(cudaEventDestroy(stop));
 }
 BENCHMARK(BM_StepGraph)
     ->ArgsProduct({{1, 16, 64}, {1, 0}})

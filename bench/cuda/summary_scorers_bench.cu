@@ -144,23 +144,13 @@ void BM_SummaryScore(benchmark::State& state) {
           static_cast<lsa::KeyFormat>(state.range(2)));
   s.score();  // warm-up
   BENCH_CUDA(cudaStreamSynchronize(s.stream));
-  cudaEvent_t start, stop;
-  BENCH_CUDA(cudaEventCreate(&start));
-  BENCH_CUDA(cudaEventCreate(&stop));
-  const int batch = 20;
+  lsa::bench::DeviceTimer timer(s.stream);
   double total_s = 0.0;
   for (auto _ : state) {
-    BENCH_CUDA(cudaEventRecord(start, s.stream));
-    for (int i = 0; i < batch; ++i) s.score();
-    BENCH_CUDA(cudaEventRecord(stop, s.stream));
-    BENCH_CUDA(cudaEventSynchronize(stop));
-    float ms = 0.0f;
-    BENCH_CUDA(cudaEventElapsedTime(&ms, start, stop));
-    state.SetIterationTime(ms * 1e-3 / batch);
-    total_s += ms * 1e-3 / batch;
+    const double seconds = timer.seconds_per_call(20, [&] { s.score(); });
+    state.SetIterationTime(seconds);
+    total_s += seconds;
   }
-  BENCH_CUDA(cudaEventDestroy(start));
-  BENCH_CUDA(cudaEventDestroy(stop));
   const double mean_s = total_s / static_cast<double>(state.iterations());
   state.counters["chunks"] = static_cast<double>(s.chunks);
   state.counters["MB"] = s.bytes() / 1e6;

@@ -80,6 +80,36 @@ __host__ __device__ __forceinline__ uint32_t rank_key(float score) {
 /// Rank key of a page that must never be chosen (lsa::detail::kUnrankedKey).
 inline constexpr uint32_t kUnrankedKey = 0xFFFFFFFFu;
 
+/// Adds 1 to hist[digit] for every lane of the warp with `counted` set, one shared-memory atomic
+/// per distinct digit: similar keys share few digit values, so plain atomics would serialize.
+/// Every lane of the warp calls it.
+__device__ __forceinline__ void warp_histogram_add(int32_t* hist, bool counted, uint32_t digit) {
+  const unsigned counting = __ballot_sync(0xFFFFFFFFu, counted);
+  if (counted) {
+    const unsigned peers = __match_any_sync(counting, digit);
+    if ((threadIdx.x % 32) == static_cast<unsigned>(__ffs(peers) - 1)) {
+      atomicAdd(&hist[digit], __popc(peers));
+    }
+  }
+}
+
+/// Kept chunks of page `page` (chunk c is kept when kept(c)) and their scores summed in chunk order
+/// in fp32, the host policy's arithmetic (detail::score_pages).
+template <class Kept>
+__device__ __forceinline__ void kept_page_stats(const float* scores, int64_t num_chunks, int64_t page,
+                                                int32_t page_chunks, Kept kept, int32_t& count,
+                                                float& sum) {
+  const int64_t begin = page * page_chunks;
+  const int64_t end = min(begin + page_chunks, num_chunks);
+  count = 0;
+  sum = 0.0f;
+  for (int64_t c = begin; c < end; ++c) {
+    const bool k = kept(c);
+    count += k ? 1 : 0;
+    sum += k ? scores[c] : 0.0f;
+  }
+}
+
 /// Logistic function as the host computes it (full-precision expf and an IEEE division).
 __device__ __forceinline__ float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
 

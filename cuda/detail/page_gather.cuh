@@ -12,7 +12,7 @@ namespace lsa::cuda::detail {
 /// kernels whose threads read the sources directly: host sources must be mapped pinned memory
 /// (cudaHostAllocMapped; with unified addressing its host address is its device address). The
 /// pointer lists are read on the host (passed as kernel parameters), not kept.
-cudaError_t gather_pages(const void* const* srcs, void* const* dsts, size_t count, int64_t page_bytes,
-                         cudaStream_t stream) noexcept;
+cudaError_t gather_pages(const void* const* srcs, void* const* dsts, size_t count,
+                         int64_t page_bytes, cudaStream_t stream) noexcept;
 
 }  // namespace lsa::cuda::detail

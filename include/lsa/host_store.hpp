@@ -19,9 +19,9 @@
 
 namespace lsa {
 
-/// Host backend store: plain memory reserve, in-memory or file-backed mirror, optional worker thread.
-/// The bookkeeping (records, slots, pins, eviction order) is detail::SlotBook's; this class moves
-/// the bytes. Every store SparseKVCache takes has the members below.
+/// Host backend store: plain memory reserve, in-memory or file-backed mirror, optional worker
+/// thread. The bookkeeping (records, slots, pins, eviction order) is detail::SlotBook's; this class
+/// moves the bytes. Every store SparseKVCache takes has the members below.
 class HostStore : public detail::SlotBook {
  public:
   /// Allocates the reserve and opens the mirror; throws lsa::Error when either fails.
@@ -37,7 +37,8 @@ class HostStore : public detail::SlotBook {
                   "' must be a writable file path: " + std::strerror(mirror_.open_errno()));
     }
     try {
-      reserve_.reset(new (std::align_val_t{64}) std::byte[static_cast<size_t>(page_bytes_ * num_slots())]);
+      reserve_.reset(new (std::align_val_t{64})
+                         std::byte[static_cast<size_t>(page_bytes_ * num_slots())]);
     } catch (const std::bad_alloc&) {
       throw Error("num_slots * page bytes (" + std::to_string(page_bytes_ * num_slots()) +
                   " B) could not be allocated for the reserve");
@@ -53,7 +54,9 @@ class HostStore : public detail::SlotBook {
   /// Start of the reserve: slot s is at reserve() + s * page_bytes().
   std::byte* reserve() noexcept { return reserve_.get(); }
   /// Memory of one slot.
-  std::byte* slot_data(int32_t slot) noexcept { return reserve_.get() + int64_t{slot} * page_bytes_; }
+  std::byte* slot_data(int32_t slot) noexcept {
+    return reserve_.get() + int64_t{slot} * page_bytes_;
+  }
   /// Memory of one slot.
   const std::byte* slot_data(int32_t slot) const noexcept {
     return reserve_.get() + int64_t{slot} * page_bytes_;
@@ -125,10 +128,13 @@ class HostStore : public detail::SlotBook {
   /// Starts the copies recall_async queued (the worker starts each one as it is queued).
   void submit_recalls() noexcept {}
 
-  /// Async: worker job that fills `slot` (0: none); the slot's bytes are there once copies_done(it).
+  /// Async: worker job that fills `slot` (0: none); the slot's bytes are there once
+  /// copies_done(it).
   uint64_t slot_job(int32_t slot) const noexcept { return slot_job_[slot]; }
   /// True when worker jobs up to `job` have finished (always without a worker).
-  bool copies_done(uint64_t job) const noexcept { return worker_ == nullptr || worker_->completed() >= job; }
+  bool copies_done(uint64_t job) const noexcept {
+    return worker_ == nullptr || worker_->completed() >= job;
+  }
   /// False while an async recall is still copying into `slot`.
   bool slot_ready(int32_t slot) const noexcept { return copies_done(slot_job_[slot]); }
   /// Blocks until worker jobs up to `job` have finished (lifecycle calls only).
@@ -138,7 +144,8 @@ class HostStore : public detail::SlotBook {
 
   /// Writes the KV of `num_tokens` consecutive tokens into `slot` from token offset `first`:
   /// `src` is [num_tokens][num_layers][bytes_per_token_per_layer].
-  void write_tokens(int32_t slot, int32_t first, int32_t num_tokens, const std::byte* src) noexcept {
+  void write_tokens(int32_t slot, int32_t first, int32_t num_tokens,
+                    const std::byte* src) noexcept {
     for (int32_t i = 0; i < num_tokens; ++i) {
       for (int32_t layer = 0; layer < num_layers_; ++layer) {
         std::memcpy(slot_data(slot) + layer * layer_bytes_ + int64_t{first + i} * token_bytes_,

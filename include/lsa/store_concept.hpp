@@ -12,46 +12,65 @@
 namespace lsa {
 
 /// A store owns the reserve (fast tier), the mirror (slow tier) and the copies between them; the
-/// page bookkeeping comes from detail::SlotBook. Constructed as `S(const CacheConfig&, options...)`.
-/// HostStore is the reference; cuda::CudaStore keeps the reserve in device memory.
+/// page bookkeeping comes from detail::SlotBook. Constructed as `S(const CacheConfig&,
+/// options...)`. HostStore is the reference; cuda::CudaStore keeps the reserve in device memory.
 template <class S>
-concept KVStore =
-    std::derived_from<S, detail::SlotBook> &&
+concept KVStore = std::derived_from<S, detail::SlotBook> &&
     requires(S& s, const S& cs, PageId id, int32_t slot, uint64_t job, std::byte* dst,
              const std::byte* src, int64_t n, detail::RecallTicket* ticket) {
-      // Bytes of one page, all layers contiguous.
-      { cs.page_bytes() } noexcept -> std::same_as<int64_t>;
-      // Address of a slot in the reserve (device memory for a device store).
-      { s.slot_data(slot) } noexcept -> std::same_as<std::byte*>;
-      // True when recalls complete off the calling thread (the new set swaps in later).
-      { cs.async() } noexcept -> std::same_as<bool>;
-      // Mirror cells in use.
-      { cs.mirror_pages() } noexcept -> std::same_as<int64_t>;
-      // Room for n more page records (and mirror cells) without allocating.
-      { s.reserve_pages(n) } noexcept -> std::same_as<Status>;
-      // Drops a reference; the last frees slot and mirror cell.
-      { s.release(id) } noexcept -> std::same_as<void>;
-      // A slot for a page (evicting the least recently used unpinned page); safe to overwrite.
-      { s.take_slot(id) } noexcept -> std::same_as<int32_t>;
-      // Copies a page's slot to the mirror; unseal forgets that copy (a truncated tail).
-      { s.seal(id) } noexcept -> std::same_as<Status>;
-      { s.unseal(id) } noexcept -> std::same_as<void>;
-      // Recalls a sealed page into a new slot: visible to the next view (sync) or once its copy
-      // job completes (async; the ticket counts it and submit_recalls starts the queued copies).
-      { s.recall_sync(id) } noexcept -> std::same_as<Status>;
-      { s.recall_async(id, ticket) } -> std::same_as<void>;
-      { s.submit_recalls() } noexcept -> std::same_as<void>;
-      // Copy jobs: the last one touching a slot, whether jobs up to one are done, waiting for them.
-      { cs.slot_job(slot) } noexcept -> std::same_as<uint64_t>;
-      { cs.copies_done(job) } noexcept -> std::same_as<bool>;
-      { cs.slot_ready(slot) } noexcept -> std::same_as<bool>;
-      { s.wait_copies(job) } noexcept -> std::same_as<void>;
-      // Byte movement the cache does on the engine's behalf (host memory sources and targets).
-      { s.write_tokens(slot, slot, slot, src) } noexcept -> std::same_as<void>;
-      { s.write_page(slot, src) } noexcept -> std::same_as<void>;
-      { s.copy_slot(slot, slot) } noexcept -> std::same_as<void>;
-      { cs.read_page(id, dst) } noexcept -> std::same_as<Status>;
-      { cs.read_bytes(id, n, dst, n) } noexcept -> std::same_as<Status>;
-    };
+  // Bytes of one page, all layers contiguous.
+  { cs.page_bytes() }
+  noexcept->std::same_as<int64_t>;
+  // Address of a slot in the reserve (device memory for a device store).
+  { s.slot_data(slot) }
+  noexcept->std::same_as<std::byte*>;
+  // True when recalls complete off the calling thread (the new set swaps in later).
+  { cs.async() }
+  noexcept->std::same_as<bool>;
+  // Mirror cells in use.
+  { cs.mirror_pages() }
+  noexcept->std::same_as<int64_t>;
+  // Room for n more page records (and mirror cells) without allocating.
+  { s.reserve_pages(n) }
+  noexcept->std::same_as<Status>;
+  // Drops a reference; the last frees slot and mirror cell.
+  { s.release(id) }
+  noexcept->std::same_as<void>;
+  // A slot for a page (evicting the least recently used unpinned page); safe to overwrite.
+  { s.take_slot(id) }
+  noexcept->std::same_as<int32_t>;
+  // Copies a page's slot to the mirror; unseal forgets that copy (a truncated tail).
+  { s.seal(id) }
+  noexcept->std::same_as<Status>;
+  { s.unseal(id) }
+  noexcept->std::same_as<void>;
+  // Recalls a sealed page into a new slot: visible to the next view (sync) or once its copy
+  // job completes (async; the ticket counts it and submit_recalls starts the queued copies).
+  { s.recall_sync(id) }
+  noexcept->std::same_as<Status>;
+  { s.recall_async(id, ticket) } -> std::same_as<void>;
+  { s.submit_recalls() }
+  noexcept->std::same_as<void>;
+  // Copy jobs: the last one touching a slot, whether jobs up to one are done, waiting for them.
+  { cs.slot_job(slot) }
+  noexcept->std::same_as<uint64_t>;
+  { cs.copies_done(job) }
+  noexcept->std::same_as<bool>;
+  { cs.slot_ready(slot) }
+  noexcept->std::same_as<bool>;
+  { s.wait_copies(job) }
+  noexcept->std::same_as<void>;
+  // Byte movement the cache does on the engine's behalf (host memory sources and targets).
+  { s.write_tokens(slot, slot, slot, src) }
+  noexcept->std::same_as<void>;
+  { s.write_page(slot, src) }
+  noexcept->std::same_as<void>;
+  { s.copy_slot(slot, slot) }
+  noexcept->std::same_as<void>;
+  { cs.read_page(id, dst) }
+  noexcept->std::same_as<Status>;
+  { cs.read_bytes(id, n, dst, n) }
+  noexcept->std::same_as<Status>;
+};
 
 }  // namespace lsa

@@ -1,10 +1,9 @@
 // CudaStore: the randomized API test of the core on the device store (both recall modes, both copy
 // paths, the legacy and a private compute stream), parity of views with the host store, nothing
 // lost under constant eviction with copies in flight, and construction errors.
-#include <catch2/catch.hpp>
-
 #include <cuda_runtime.h>
 
+#include <catch2/catch.hpp>
 #include <cstdint>
 #include <random>
 #include <vector>
@@ -57,12 +56,14 @@ lsa::CacheConfig small_config(RecallMode mode) {
 
 }  // namespace
 
-TEST_CASE("cuda store: random API operations, sync recall, batched memcpy", "[gpu][cuda_store][random]") {
+TEST_CASE("cuda store: random API operations, sync recall, batched memcpy",
+          "[gpu][cuda_store][random]") {
   LSA_REQUIRE_GPU();
   run<CudaStore>(RecallMode::kSync, 8, 1500, /*file_mirrors=*/false);
 }
 
-TEST_CASE("cuda store: random API operations, async recall, batched memcpy", "[gpu][cuda_store][random]") {
+TEST_CASE("cuda store: random API operations, async recall, batched memcpy",
+          "[gpu][cuda_store][random]") {
   LSA_REQUIRE_GPU();
   run<CudaStore>(RecallMode::kAsync, 6, 1500, /*file_mirrors=*/false);
 }
@@ -76,8 +77,9 @@ TEST_CASE("cuda store: random API operations, async recall, gather kernel, priva
   run<CudaStore>(RecallMode::kSync, 4, 1500, /*file_mirrors=*/false, options);
 }
 
-TEST_CASE("cuda store: the same calls give byte-identical views and stats on host and device stores",
-          "[gpu][cuda_store][parity]") {
+TEST_CASE(
+    "cuda store: the same calls give byte-identical views and stats on host and device stores",
+    "[gpu][cuda_store][parity]") {
   LSA_REQUIRE_GPU();
   for (const RecallCopy copy : {RecallCopy::kMemcpyBatch, RecallCopy::kGatherKernel}) {
     const lsa::CacheConfig config = small_config(RecallMode::kSync);
@@ -91,7 +93,8 @@ TEST_CASE("cuda store: the same calls give byte-identical views and stats on hos
     }
     for (int step = 0; step < 400; ++step) {
       for (const SeqId id : ids) {
-        const auto n = static_cast<int32_t>(std::uniform_int_distribution<int>(0, step < 5 ? 40 : 2)(rng));
+        const auto n =
+            static_cast<int32_t>(std::uniform_int_distribution<int>(0, step < 5 ? 40 : 2)(rng));
         // Both harnesses draw KV bytes and keys from equal generators: the same data goes in.
         REQUIRE(host.append(id, n) == Status::kOk);
         REQUIRE(device.append(id, n) == Status::kOk);
@@ -99,7 +102,8 @@ TEST_CASE("cuda store: the same calls give byte-identical views and stats on hos
       std::vector<float> q(ids.size());
       for (float& v : q) v = std::uniform_real_distribution<float>(-1.0f, 1.0f)(rng);
       REQUIRE(host.step(ids, q) == Status::kOk);
-      REQUIRE(device.step(ids, q) == Status::kOk);  // checks every listed slot's bytes on the device
+      REQUIRE(device.step(ids, q) ==
+              Status::kOk);  // checks every listed slot's bytes on the device
       INFO("step " << step);
       REQUIRE(host.views.indptr == device.views.indptr);
       REQUIRE(host.views.indices == device.views.indices);

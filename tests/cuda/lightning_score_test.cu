@@ -12,6 +12,7 @@
 #include "lsa/fp8.hpp"
 #include "lsa/scorers/lightning_scorer.hpp"
 #include "support/gpu.hpp"
+#include "support/page_stats_check.hpp"
 
 namespace {
 
@@ -48,7 +49,8 @@ Problem make_problem(lsa::ScorerConfig config, int64_t num_chunks, uint32_t seed
   for (int64_t c = 0; c < num_chunks; ++c) {
     for (int32_t l = 0; l < config.num_layers; ++l) {
       std::byte* v = p.rows.bytes.data() + c * row_bytes + l * vector_bytes;
-      for (int64_t i = 0; i < d; ++i) v[i] = static_cast<std::byte>(lsa::encode_fp8_e4m3(2.0f * normal(rng)));
+      for (int64_t i = 0; i < d; ++i)
+        v[i] = static_cast<std::byte>(lsa::encode_fp8_e4m3(2.0f * normal(rng)));
       const float scale = (uniform(rng) < 0.2f ? -1.0f : 1.0f) * (0.02f + 0.05f * uniform(rng));
       std::memcpy(v + d, &scale, 4);
     }
@@ -90,20 +92,25 @@ DeviceResult device_scores(const Problem& p, LightningMath math, int32_t page_ch
   const lsa::cuda::LightningInput input{rows.get(), n, q.get(), w.get()};
   const lsa::cuda::PageStats stats{threshold, page_chunks, kept.get(), mass.get()};
   size_t bytes = 0;
-  LSA_CUDA_OK(lsa::cuda::lightning_score(nullptr, bytes, p.config, input, scores.get(), stats, math, nullptr));
+  LSA_CUDA_OK(lsa::cuda::lightning_score(nullptr, bytes, p.config, input, scores.get(), stats, math,
+                                         nullptr));
   DeviceArray<std::byte> workspace(bytes);
-  LSA_CUDA_OK(lsa::cuda::lightning_score(workspace.get(), bytes, p.config, input, scores.get(), stats,
-                                         math, nullptr));
+  LSA_CUDA_OK(lsa::cuda::lightning_score(workspace.get(), bytes, p.config, input, scores.get(),
+                                         stats, math, nullptr));
   LSA_CUDA_REQUIRE(cudaDeviceSynchronize());
   return {scores.download(), kept.download(), mass.download()};
 }
 
 const char* math_name(LightningMath m) {
   switch (m) {
-    case LightningMath::kAuto: return "auto";
-    case LightningMath::kCudaCore: return "cuda-core";
-    case LightningMath::kTensorSplit: return "tensor-split";
-    case LightningMath::kTensorFast: return "tensor-fast";
+    case LightningMath::kAuto:
+      return "auto";
+    case LightningMath::kCudaCore:
+      return "cuda-core";
+    case LightningMath::kTensorSplit:
+      return "tensor-split";
+    case LightningMath::kTensorFast:
+      return "tensor-fast";
   }
   return "?";
 }
@@ -129,33 +136,15 @@ void check_case(const lsa::ScorerConfig& config, int64_t num_chunks, LightningMa
   }
   std::printf("lightning %-12s L=%d H=%3d D=%3d %s chunks=%-7lld max |score - host| = %.3g\n",
               math_name(math), config.num_layers, config.num_heads, config.head_dim,
-              config.ensemble == lsa::Ensemble::kMax ? "max " : "mean", static_cast<long long>(num_chunks),
-              static_cast<double>(max_error));
-  INFO(math_name(math) << " L=" << config.num_layers << " H=" << config.num_heads << " D="
-                       << config.head_dim << " chunks=" << num_chunks << " worst chunk " << worst
-                       << ": device " << got.scores[worst] << " host " << expected[worst]);
+              config.ensemble == lsa::Ensemble::kMax ? "max " : "mean",
+              static_cast<long long>(num_chunks), static_cast<double>(max_error));
+  INFO(math_name(math) << " L=" << config.num_layers << " H=" << config.num_heads
+                       << " D=" << config.head_dim << " chunks=" << num_chunks << " worst chunk "
+                       << worst << ": device " << got.scores[worst] << " host " << expected[worst]);
   REQUIRE(max_error <= tolerance);
 
-  lsa::PolicyConfig policy;
-  policy.threshold = threshold;
-  lsa::detail::SelectionScratch s;
-  const int64_t pages = lsa::cuda::num_stat_pages(num_chunks, page_chunks);
-  for (const lsa::PageScore mode : {lsa::PageScore::kKeptChunks, lsa::PageScore::kScoreMass}) {
-    policy.page_score = mode;
-    lsa::detail::mark_kept_chunks(policy, true, got.scores, s);
-    lsa::detail::score_pages(policy, got.scores, pages, page_chunks, s);
-    for (int64_t page = 0; page < pages; ++page) {
-      INFO("page " << page << " kept " << got.kept[page] << " mass " << got.mass[page]);
-      const float host = s.page_score[page];
-      if (host == -INFINITY) {
-        REQUIRE(got.kept[page] == 0);
-      } else if (mode == lsa::PageScore::kKeptChunks) {
-        REQUIRE(static_cast<float>(got.kept[page]) == host);
-      } else {
-        REQUIRE(got.mass[page] == host);
-      }
-    }
-  }
+  lsa::cuda::testing::require_page_stats_match_host(got.scores, threshold, true, page_chunks,
+                                                    got.kept, got.mass);
 }
 
 lsa::ScorerConfig lightning_config(int32_t layers, int32_t heads, int32_t head_dim,
@@ -200,20 +189,25 @@ TEST_CASE("lightning_score matches LightningScorer across heads layers and ensem
     check_case(lightning_config(4, 16, 128, lsa::Ensemble::kMean, -0.2f), 513, math, 256, seed++);
   }
   // Shapes only the CUDA-core kernel takes; the tensor math says so.
-  check_case(lightning_config(2, 32, 64, lsa::Ensemble::kMax, -0.5f), 999, LightningMath::kCudaCore, 16, seed++);
-  check_case(lightning_config(1, 7, 36, lsa::Ensemble::kMean, 0.0f), 99, LightningMath::kAuto, 3, seed++);
+  check_case(lightning_config(2, 32, 64, lsa::Ensemble::kMax, -0.5f), 999, LightningMath::kCudaCore,
+             16, seed++);
+  check_case(lightning_config(1, 7, 36, lsa::Ensemble::kMean, 0.0f), 99, LightningMath::kAuto, 3,
+             seed++);
   size_t bytes = 0;
   float* none = nullptr;
-  REQUIRE(lsa::cuda::lightning_score(nullptr, bytes, lightning_config(1, 64, 64, lsa::Ensemble::kMax, 0.0f),
-                                     {}, none, {}, LightningMath::kTensorSplit, nullptr) ==
-          lsa::cuda::CudaError::kNotSupported);
-  REQUIRE(lsa::cuda::lightning_score(nullptr, bytes, lightning_config(1, 129, 128, lsa::Ensemble::kMax, 0.0f),
-                                     {}, none, {}, LightningMath::kAuto, nullptr) ==
-          lsa::cuda::CudaError::kInvalidValue);
+  REQUIRE(lsa::cuda::lightning_score(
+              nullptr, bytes, lightning_config(1, 64, 64, lsa::Ensemble::kMax, 0.0f), {}, none, {},
+              LightningMath::kTensorSplit, nullptr) == lsa::cuda::CudaError::kNotSupported);
+  REQUIRE(lsa::cuda::lightning_score(
+              nullptr, bytes, lightning_config(1, 129, 128, lsa::Ensemble::kMax, 0.0f), {}, none,
+              {}, LightningMath::kAuto, nullptr) == lsa::cuda::CudaError::kInvalidValue);
 }
 
-TEST_CASE("lightning_score matches LightningScorer at 1M tokens (262144 chunks)", "[gpu][lightning][large]") {
+TEST_CASE("lightning_score matches LightningScorer at 1M tokens (262144 chunks)",
+          "[gpu][lightning][large]") {
   LSA_REQUIRE_GPU();
-  check_case(lightning_config(1, 64, 128, lsa::Ensemble::kMax, -0.5f), 262144, LightningMath::kAuto, 16, 7);
-  check_case(lightning_config(1, 64, 128, lsa::Ensemble::kMax, -0.5f), 262144, LightningMath::kTensorFast, 16, 8);
+  check_case(lightning_config(1, 64, 128, lsa::Ensemble::kMax, -0.5f), 262144, LightningMath::kAuto,
+             16, 7);
+  check_case(lightning_config(1, 64, 128, lsa::Ensemble::kMax, -0.5f), 262144,
+             LightningMath::kTensorFast, 16, 8);
 }

@@ -2,10 +2,9 @@
 // write_slot_mapping captured once per table parity, replayed across refreshes that change the
 // resident sets; every replay's views must equal the host views of SparseKVCache::step and every
 // slot mapping the slot append returned.
-#include <catch2/catch.hpp>
-
 #include <cuda_runtime.h>
 
+#include <catch2/catch.hpp>
 #include <cstdint>
 #include <random>
 #include <set>
@@ -14,9 +13,9 @@
 #include "lsa/cuda/cuda_store.hpp"
 #include "lsa/cuda/device_page_table.hpp"
 #include "lsa/cuda/view_builder.hpp"
+#include "support/cache_harness.hpp"
 #include "support/cuda_store_access.hpp"
 #include "support/gpu.hpp"
-#include "support/cache_harness.hpp"
 
 namespace {
 
@@ -58,11 +57,12 @@ struct DeviceViews {
         slot_lists(host.slot_lists.size()),
         block_table(host.block_table.size()),
         slot_list_width(static_cast<int32_t>(host.slot_lists.size() / host.last_page_len.size())),
-        block_table_width(static_cast<int32_t>(host.block_table.size() / host.last_page_len.size())) {}
+        block_table_width(
+            static_cast<int32_t>(host.block_table.size() / host.last_page_len.size())) {}
   lsa::ViewBuffers buffers() {
-    return {indptr.get(),     indices.get(),    static_cast<int64_t>(indices.size()),
+    return {indptr.get(),        indices.get(),    static_cast<int64_t>(indices.size()),
             last_page_len.get(), slot_lists.get(), slot_list_width,
-            block_table.get(), block_table_width};
+            block_table.get(),   block_table_width};
   }
   DeviceArray<int32_t> indptr, indices, last_page_len, slot_lists, block_table;
   int32_t slot_list_width, block_table_width;
@@ -107,7 +107,8 @@ void run_graph_replays(RecallMode mode) {
       for (size_t b = 0; b < ids.size(); ++b) {
         REQUIRE(h.append(ids[b], 1) == Status::kOk);
         const int64_t t = h.cache.length(ids[b]) - 1;
-        appended[b] = {h.cache.slot_of(ids[b], chunker.page_of_token(t)), chunker.offset_in_page(t)};
+        appended[b] = {h.cache.slot_of(ids[b], chunker.page_of_token(t)),
+                       chunker.offset_in_page(t)};
       }
       std::vector<float> q(ids.size());
       for (float& v : q) v = std::uniform_real_distribution<float>(-1.0f, 1.0f)(rng);

@@ -17,6 +17,7 @@
 #include "lsa/scorers/centroid_scorer.hpp"
 #include "lsa/scorers/embedding_scorer.hpp"
 #include "support/gpu.hpp"
+#include "support/page_stats_check.hpp"
 
 namespace {
 
@@ -186,26 +187,8 @@ float check_case(Kind kind, const lsa::ScorerConfig& config, int64_t num_chunks,
     FAIL("device score outside 1e-5 relative + 1e-5 absolute of the host score");
   }
 
-  lsa::PolicyConfig policy;
-  policy.threshold = threshold;
-  lsa::detail::SelectionScratch s;
-  const int64_t pages = lsa::cuda::num_stat_pages(num_chunks, kPageChunks);
-  for (const lsa::PageScore mode : {lsa::PageScore::kKeptChunks, lsa::PageScore::kScoreMass}) {
-    policy.page_score = mode;
-    lsa::detail::mark_kept_chunks(policy, false, got.scores, s);
-    lsa::detail::score_pages(policy, got.scores, pages, kPageChunks, s);
-    for (int64_t page = 0; page < pages; ++page) {
-      INFO("page " << page << " kept " << got.kept[page] << " mass " << got.mass[page]);
-      const float host = s.page_score[page];
-      if (host == -INFINITY) {
-        REQUIRE(got.kept[page] == 0);
-      } else if (mode == lsa::PageScore::kKeptChunks) {
-        REQUIRE(static_cast<float>(got.kept[page]) == host);
-      } else {
-        REQUIRE(got.mass[page] == host);
-      }
-    }
-  }
+  lsa::cuda::testing::require_page_stats_match_host(got.scores, threshold, false, kPageChunks,
+                                                    got.kept, got.mass);
   return max_error;
 }
 

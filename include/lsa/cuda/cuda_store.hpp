@@ -29,9 +29,10 @@ enum class RecallCopy : uint8_t {
 
 /// Device-side settings of a CudaStore (the rest comes from the CacheConfig).
 struct CudaStoreOptions {
-  int device = 0;               ///< CUDA device that holds the reserve
-  Stream compute_stream = nullptr;  ///< the engine's stream: its KV writes and attention reads of
-                                    ///< reserve slots run there (nullptr: the legacy default stream)
+  int device = 0;  ///< CUDA device that holds the reserve
+  Stream compute_stream =
+      nullptr;  ///< the engine's stream: its KV writes and attention reads of
+                ///< reserve slots run there (nullptr: the legacy default stream)
   RecallCopy recall_copy = RecallCopy::kMemcpyBatch;  ///< how recalls are copied
 };
 
@@ -156,9 +157,9 @@ class CudaStore : public lsa::detail::SlotBook {
   std::vector<void*> batch_dsts_;   // the batch's copy arguments, same capacity
   std::vector<const void*> batch_srcs_;
   std::vector<size_t> batch_sizes_;
-  uint64_t submitted_ = 0;           // jobs recorded so far (job numbers 1..submitted_)
-  mutable uint64_t completed_ = 0;   // every job up to this one is known to be done
-  mutable int error_ = 0;            // first cudaError_t met
+  uint64_t submitted_ = 0;          // jobs recorded so far (job numbers 1..submitted_)
+  mutable uint64_t completed_ = 0;  // every job up to this one is known to be done
+  mutable int error_ = 0;           // first cudaError_t met
 };
 
 }  // namespace lsa::cuda

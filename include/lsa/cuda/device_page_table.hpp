@@ -17,12 +17,12 @@ namespace lsa::cuda {
 /// Publishes what a SparseKVCache step decided (resident pages, their slots, lengths) to the device
 /// so that views, Level-2 selections and slot mappings are built there, in a CUDA graph if wanted.
 ///
-/// Two buffers alternate. Per step the host writes the next buffer's pinned staging copy (O(resident
-/// pages), no CUDA call unless that buffer's previous upload has not run yet), then `upload` queues
-/// one kernel that reads the staging copy over the bus and scatters it into the device table of the
-/// same parity. A step's kernels read the table of its own parity, so a table is never read while it
-/// is being written, and `upload` plus the kernels after it can be captured once per parity and
-/// replayed as the sets change (table(parity) pointers never move).
+/// Two buffers alternate. Per step the host writes the next buffer's pinned staging copy
+/// (O(resident pages), no CUDA call unless that buffer's previous upload has not run yet), then
+/// `upload` queues one kernel that reads the staging copy over the bus and scatters it into the
+/// device table of the same parity. A step's kernels read the table of its own parity, so a table
+/// is never read while it is being written, and `upload` plus the kernels after it can be captured
+/// once per parity and replayed as the sets change (table(parity) pointers never move).
 class DevicePageTable {
  public:
   /// Room for batches of up to `max_batch` sequences, each with up to `max_resident` resident pages
@@ -34,9 +34,9 @@ class DevicePageTable {
   DevicePageTable(const DevicePageTable&) = delete;
   DevicePageTable& operator=(const DevicePageTable&) = delete;
 
-  /// Writes the state of `batch` (after cache.step) into the next buffer's staging copy and makes it
-  /// the current parity. kUnknownSequence, or kBufferTooSmall when the batch, a resident set or a
-  /// history exceeds the sizes given at construction (nothing changes then); kDeviceError when
+  /// Writes the state of `batch` (after cache.step) into the next buffer's staging copy and makes
+  /// it the current parity. kUnknownSequence, or kBufferTooSmall when the batch, a resident set or
+  /// a history exceeds the sizes given at construction (nothing changes then); kDeviceError when
   /// waiting for that buffer's previous upload failed.
   template <class CacheT>
   [[nodiscard]] Status write(const CacheT& cache, std::span<const SeqId> batch) noexcept {
@@ -45,7 +45,8 @@ class DevicePageTable {
     for (const SeqId id : batch) {
       if (!cache.contains(id)) return Status::kUnknownSequence;
       const int64_t pages = (cache.length(id) + page_tokens(cache) - 1) / page_tokens(cache);
-      if (static_cast<int64_t>(cache.resident_pages(id).size()) > max_resident_ || pages > max_pages_) {
+      if (static_cast<int64_t>(cache.resident_pages(id).size()) > max_resident_ ||
+          pages > max_pages_) {
         return Status::kBufferTooSmall;
       }
     }
@@ -105,10 +106,10 @@ class DevicePageTable {
   int parity_ = 0;
   int32_t num_batch_ = 0;
   int64_t stalls_ = 0;
-  size_t staging_bytes_ = 0;          // one parity's staging bytes
-  size_t table_bytes_ = 0;            // one parity's device table bytes
-  std::byte* h_staging_ = nullptr;    // [2][staging_bytes_], pinned and mapped
-  std::byte* d_tables_ = nullptr;     // [2][table_bytes_]
+  size_t staging_bytes_ = 0;        // one parity's staging bytes
+  size_t table_bytes_ = 0;          // one parity's device table bytes
+  std::byte* h_staging_ = nullptr;  // [2][staging_bytes_], pinned and mapped
+  std::byte* d_tables_ = nullptr;   // [2][table_bytes_]
   CUevent_st* uploaded_[2] = {nullptr, nullptr};
 };
 

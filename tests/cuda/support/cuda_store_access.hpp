@@ -13,14 +13,17 @@
 namespace lsa::cuda {
 
 /// Copies `bytes` bytes at `offset` of a device slot to host memory, after the queued compute work.
-inline void read_slot(const CudaStore& store, int32_t slot, int64_t offset, std::byte* dst, int64_t bytes) {
+inline void read_slot(const CudaStore& store, int32_t slot, int64_t offset, std::byte* dst,
+                      int64_t bytes) {
   LSA_CUDA_REQUIRE(cudaMemcpyAsync(dst, store.slot_data(slot) + offset, static_cast<size_t>(bytes),
                                    cudaMemcpyDeviceToHost, store.compute_stream()));
   LSA_CUDA_REQUIRE(cudaStreamSynchronize(store.compute_stream()));
 }
 
-/// Writes host bytes into a device slot on the compute stream, as an engine's KV-write kernel would.
-inline void write_slot(CudaStore& store, int32_t slot, int64_t offset, const std::byte* src, int64_t bytes) {
+/// Writes host bytes into a device slot on the compute stream, as an engine's KV-write kernel
+/// would.
+inline void write_slot(CudaStore& store, int32_t slot, int64_t offset, const std::byte* src,
+                       int64_t bytes) {
   LSA_CUDA_REQUIRE(cudaMemcpyAsync(store.slot_data(slot) + offset, src, static_cast<size_t>(bytes),
                                    cudaMemcpyHostToDevice, store.compute_stream()));
   LSA_CUDA_REQUIRE(cudaStreamSynchronize(store.compute_stream()));

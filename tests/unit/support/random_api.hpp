@@ -7,9 +7,8 @@
 // Seeded and reproducible: the seed is printed on failure; LSA_RANDOM_SEED=<n> overrides it.
 #pragma once
 
-#include <catch2/catch.hpp>
-
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <cstdint>
 #include <cstdlib>
 #include <map>
@@ -22,7 +21,6 @@
 
 namespace lsa::testing::random_api {
 
-
 using lsa::RecallMode;
 using lsa::SeqId;
 using lsa::Status;
@@ -33,8 +31,11 @@ inline uint64_t base_seed() {
 }
 
 // A random valid configuration with a small reserve (so eviction and recall happen constantly).
-inline lsa::CacheConfig random_config(std::mt19937_64& rng, RecallMode mode, const std::string& mirror) {
-  auto uni = [&](int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(rng); };
+inline lsa::CacheConfig random_config(std::mt19937_64& rng, RecallMode mode,
+                                      const std::string& mirror) {
+  auto uni = [&](int64_t lo, int64_t hi) {
+    return std::uniform_int_distribution<int64_t>(lo, hi)(rng);
+  };
   lsa::CacheConfig c;
   c.num_layers = static_cast<int32_t>(uni(1, 3));
   c.bytes_per_token_per_layer = 4 * uni(1, 4);
@@ -57,7 +58,8 @@ inline lsa::CacheConfig random_config(std::mt19937_64& rng, RecallMode mode, con
   p.hysteresis = uni(0, 1) ? 0.0f : static_cast<float>(uni(1, 6)) / 4.0f;
   p.max_recall_pages = static_cast<int32_t>(uni(0, 1) ? 0 : uni(1, 3));
   const lsa::Chunker chunker(c.chunk_tokens, c.page_chunks);
-  p.kmax_pages = static_cast<int32_t>(chunker.max_forced_pages(p.sink_chunks, p.recent_chunks) + uni(0, 4));
+  p.kmax_pages =
+      static_cast<int32_t>(chunker.max_forced_pages(p.sink_chunks, p.recent_chunks) + uni(0, 4));
   c.num_slots = c.max_sequences * p.kmax_pages + static_cast<int32_t>(uni(0, 6));
   lsa::validate(c);
   return c;
@@ -65,14 +67,16 @@ inline lsa::CacheConfig random_config(std::mt19937_64& rng, RecallMode mode, con
 
 inline std::string describe(const lsa::CacheConfig& c) {
   std::ostringstream os;
-  os << "layers " << c.num_layers << " bpt " << c.bytes_per_token_per_layer << " chunk " << c.chunk_tokens
-     << " page_chunks " << c.page_chunks << " max_tokens " << c.max_tokens << " slots " << c.num_slots
-     << " | interval " << c.policy.interval << " spread " << c.policy.spread_phase << " selection "
-     << int(c.policy.selection) << " threshold " << c.policy.threshold << " top_k " << c.policy.top_k_chunks
-     << " top_p " << c.policy.top_p << " page_score " << int(c.policy.page_score) << " sink "
-     << c.policy.sink_chunks << " recent " << c.policy.recent_chunks << " kmax " << c.policy.kmax_pages
-     << " hysteresis " << c.policy.hysteresis << " max_recall " << c.policy.max_recall_pages << " | "
-     << (c.recall_mode == RecallMode::kSync ? "sync" : "async") << (c.mirror_path.empty() ? "" : " file mirror");
+  os << "layers " << c.num_layers << " bpt " << c.bytes_per_token_per_layer << " chunk "
+     << c.chunk_tokens << " page_chunks " << c.page_chunks << " max_tokens " << c.max_tokens
+     << " slots " << c.num_slots << " | interval " << c.policy.interval << " spread "
+     << c.policy.spread_phase << " selection " << int(c.policy.selection) << " threshold "
+     << c.policy.threshold << " top_k " << c.policy.top_k_chunks << " top_p " << c.policy.top_p
+     << " page_score " << int(c.policy.page_score) << " sink " << c.policy.sink_chunks << " recent "
+     << c.policy.recent_chunks << " kmax " << c.policy.kmax_pages << " hysteresis "
+     << c.policy.hysteresis << " max_recall " << c.policy.max_recall_pages << " | "
+     << (c.recall_mode == RecallMode::kSync ? "sync" : "async")
+     << (c.mirror_path.empty() ? "" : " file mirror");
   return os.str();
 }
 
@@ -114,9 +118,10 @@ void check_unchanged(const Light& before, const H& h, SeqId settled) {
   if (a.live_sequences != b.live_sequences || a.total_pages != b.total_pages ||
       a.reserve_slots_used != b.reserve_slots_used || a.refreshes != b.refreshes ||
       a.recalled_pages != b.recalled_pages || a.evictions != b.evictions ||
-      a.capacity_refusals != b.capacity_refusals || (!async && a.resident_pages != b.resident_pages)) {
+      a.capacity_refusals != b.capacity_refusals ||
+      (!async && a.resident_pages != b.resident_pages)) {
     H::fail_with("a failed call changed the stats: " + lsa::testing::to_text(a) + " -> " +
-                       lsa::testing::to_text(b));
+                 lsa::testing::to_text(b));
   }
 }
 
@@ -133,7 +138,9 @@ void run_episode(uint64_t seed, RecallMode mode, int num_ops, bool file_mirrors,
   using H = BasicHarness<StoreT>;
   using Kv = typename H::Kv;
   std::mt19937_64 rng(seed);
-  auto uni = [&](int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(rng); };
+  auto uni = [&](int64_t lo, int64_t hi) {
+    return std::uniform_int_distribution<int64_t>(lo, hi)(rng);
+  };
   TempDir dir;
   const bool file = uni(0, 3) == 0 && file_mirrors;
   const lsa::CacheConfig config = random_config(rng, mode, file ? dir.file("mirror.bin") : "");
@@ -164,8 +171,9 @@ void run_episode(uint64_t seed, RecallMode mode, int num_ops, bool file_mirrors,
     if (kind < 3 || num_live == 0) {
       const SeqId id = pool[uni(0, 7)];
       what << "add " << id;
-      want = h.ref.seqs.contains(id) ? Status::kDuplicateSequence
-             : num_live == config.max_sequences ? Status::kTooManySequences : Status::kOk;
+      want = h.ref.seqs.contains(id)            ? Status::kDuplicateSequence
+             : num_live == config.max_sequences ? Status::kTooManySequences
+                                                : Status::kOk;
       s = h.add(id);
     } else if (kind < 48) {
       const SeqId id = any_id();
@@ -195,14 +203,16 @@ void run_episode(uint64_t seed, RecallMode mode, int num_ops, bool file_mirrors,
       const int64_t r = uni(0, 49);
       if (r == 0) {
         batch.push_back(batch[0]);
-        want = batch.size() > static_cast<size_t>(config.max_sequences) ? Status::kInvalidArgument
-                                                                        : Status::kDuplicateSequence;
+        want = batch.size() > static_cast<size_t>(config.max_sequences)
+                   ? Status::kInvalidArgument
+                   : Status::kDuplicateSequence;
       } else if (r == 1) {
         SeqId unknown = pool[uni(0, 7)];
         if (!h.ref.seqs.contains(unknown)) {
           batch.insert(batch.begin() + uni(0, static_cast<int64_t>(batch.size())), unknown);
-          want = batch.size() > static_cast<size_t>(config.max_sequences) ? Status::kInvalidArgument
-                                                                          : Status::kUnknownSequence;
+          want = batch.size() > static_cast<size_t>(config.max_sequences)
+                     ? Status::kInvalidArgument
+                     : Status::kUnknownSequence;
         }
       }
       std::vector<float> q(batch.size());
@@ -214,7 +224,10 @@ void run_episode(uint64_t seed, RecallMode mode, int num_ops, bool file_mirrors,
       const SeqId id = any_id();
       const int64_t len = h.ref.seqs.contains(id) ? h.ref.seqs.at(id).length() : 0;
       const int64_t r = uni(0, 19);
-      const int64_t n = r == 0 ? len + 1 : r == 1 ? -1 : r < 10 ? uni(std::max<int64_t>(0, len - 2 * pt), len) : uni(0, len);
+      const int64_t n = r == 0   ? len + 1
+                        : r == 1 ? -1
+                        : r < 10 ? uni(std::max<int64_t>(0, len - 2 * pt), len)
+                                 : uni(0, len);
       what << "truncate " << id << " to " << n << " of " << len;
       if (!h.ref.seqs.contains(id)) {
         want = Status::kUnknownSequence;
@@ -252,7 +265,7 @@ void run_episode(uint64_t seed, RecallMode mode, int num_ops, bool file_mirrors,
     ++totals.ops;
     if (s != want && !(capacity_ok && s == Status::kCapacityExceeded)) {
       H::fail_with("unexpected status " + std::string(lsa::to_string(s)) + ", wanted " +
-                         std::string(lsa::to_string(want)));
+                   std::string(lsa::to_string(want)));
     }
     if (s != Status::kOk) {
       totals.failed_capacity += s == Status::kCapacityExceeded;
@@ -275,8 +288,8 @@ void run_episode(uint64_t seed, RecallMode mode, int num_ops, bool file_mirrors,
   CHECK(end.mirror_pages == 0);
 }
 
-// `episodes` episodes of `ops_per_episode` calls on StoreT (built with `store_options`), then checks the run exercised
-// eviction, recall, refresh, fork, truncate and the error paths.
+// `episodes` episodes of `ops_per_episode` calls on StoreT (built with `store_options`), then
+// checks the run exercised eviction, recall, refresh, fork, truncate and the error paths.
 template <class StoreT, class... StoreOptions>
 void run(RecallMode mode, int episodes, int ops_per_episode, bool file_mirrors,
          const StoreOptions&... store_options) {
@@ -286,12 +299,15 @@ void run(RecallMode mode, int episodes, int ops_per_episode, bool file_mirrors,
   for (int e = 0; e < episodes; ++e) {
     const uint64_t episode_seed = seed + 0x1000193ull * static_cast<uint64_t>(e + 1);
     INFO("episode " << e << " (episode seed " << episode_seed << ")");
-    run_episode<StoreT>(episode_seed, mode, ops_per_episode, file_mirrors, totals, store_options...);
+    run_episode<StoreT>(episode_seed, mode, ops_per_episode, file_mirrors, totals,
+                        store_options...);
   }
-  UNSCOPED_INFO("ops " << totals.ops << " steps " << totals.steps << " evictions " << totals.evictions << " recalls "
-              << totals.recalls << " refusals " << totals.refusals << " refreshes " << totals.refreshes
-              << " capacity failures " << totals.failed_capacity << " expected errors "
-              << totals.expected_errors << " forks " << totals.forks << " truncates " << totals.truncates);
+  UNSCOPED_INFO("ops " << totals.ops << " steps " << totals.steps << " evictions "
+                       << totals.evictions << " recalls " << totals.recalls << " refusals "
+                       << totals.refusals << " refreshes " << totals.refreshes
+                       << " capacity failures " << totals.failed_capacity << " expected errors "
+                       << totals.expected_errors << " forks " << totals.forks << " truncates "
+                       << totals.truncates);
   // The run exercised what it is meant to.
   CHECK(totals.ops == int64_t{episodes} * ops_per_episode);
   CHECK(totals.evictions > totals.ops / 20);
