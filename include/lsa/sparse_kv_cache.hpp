@@ -29,8 +29,8 @@ namespace lsa {
 
 /// Sparse KV cache over a chunker, an index scorer, a lookahead policy and a KV store.
 ///
-/// Threading: one engine thread calls the cache; in RecallMode::kAsync a private worker thread
-/// copies recalled pages. Every noexcept call that returns a Status other than kOk left the cache
+/// Threading: one engine thread calls the cache; in RecallMode::kAsync recalled pages are copied
+/// off that thread (HostStore: a private worker thread; cuda::CudaStore: a copy stream). Every noexcept call that returns a Status other than kOk left the cache
 /// as it was (docs/api-contract.md).
 template <ChunkerLike ChunkerT = Chunker, IndexScorer ScorerT = LightningScorer,
           LookaheadPolicyLike PolicyT = LookaheadPolicy, KVStore StoreT = HostStore>
