@@ -1,6 +1,7 @@
 // SparseKVCache::step on the decode path (no refresh due): batch 1..64, every sequence ~8K tokens
-// (129 pages) with a sparse resident set of kmax = 64 pages, all three view formats written into
-// a ViewStorage allocated once.
+// (129 pages) with a sparse resident set of kmax = 64 pages. views=1: all three view formats
+// written into a ViewStorage allocated once; views=0: no host view (a device-built view);
+// views=2: no host view plus the batch table a device publish fills (detail::fill_batch_table).
 //
 // Counters: ns_per_seq (wall clock per step / batch), view_bytes_per_seq (bytes the step writes
 // per sequence), resident_per_seq / pages_per_seq (the sets are sparse), refreshes_in_loop (0).
@@ -16,6 +17,7 @@
 #include "bench_util.hpp"
 #include "lsa/cache_config.hpp"
 #include "lsa/chunker.hpp"
+#include "lsa/detail/batch_table_fill.hpp"
 #include "lsa/host_store.hpp"
 #include "lsa/lookahead_policy.hpp"
 #include "lsa/sparse_kv_cache.hpp"
@@ -78,12 +80,14 @@ void BM_Step(benchmark::State& state) {
   }
 
   lsa::ViewStorage storage(batch, kKmaxPages, static_cast<int32_t>(kSeqPages));
-  const lsa::ViewBuffers view = storage.buffers();
+  // views = 0: no host view at all (the device backend builds views on the GPU from its table).
+  const bool host_views = state.range(1) == 1;
+  const lsa::ViewBuffers view = host_views ? storage.buffers() : lsa::ViewBuffers{};
   // The one refresh: every sequence is due at its first step.
   const float one = 1.0f;
   const std::vector<lsa::Query> queries(static_cast<size_t>(batch),
                                         lsa::Query{std::span<const float>(&one, 1), {}});
-  if (cache.step(ids, queries, view) != lsa::Status::kOk) {
+  if (cache.step(ids, queries, storage.buffers()) != lsa::Status::kOk) {
     state.SkipWithError("setup: refresh step failed");
     return;
   }
@@ -95,9 +99,23 @@ void BM_Step(benchmark::State& state) {
   }
   const lsa::Stats before = cache.stats();
 
+  // views = 2: no host view, plus the host half of the device publish (the batch table that
+  // cuda::DevicePageTable::write fills; here into plain memory).
+  const bool fill_table = state.range(1) == 2;
+  std::vector<int64_t> table_tokens(static_cast<size_t>(batch));
+  std::vector<int32_t> table_counts(static_cast<size_t>(batch));
+  std::vector<int32_t> table_pages(static_cast<size_t>(batch) * kKmaxPages);
+  std::vector<int32_t> table_slots(table_pages.size());
+  std::vector<lsa::SeqId> table_ids(static_cast<size_t>(batch));
+  std::vector<uint64_t> table_versions(static_cast<size_t>(batch));
+  const lsa::detail::BatchTableRows rows{table_tokens.data(), table_counts.data(),
+                                         table_pages.data(),  table_slots.data(),
+                                         table_ids.data(),    table_versions.data(),
+                                         kKmaxPages,          kSeqPages};
   lsa::bench::LoopTimer timer;
   for (auto _ : state) {
-    if (cache.step(ids, {}, view) != lsa::Status::kOk) {
+    if (cache.step(ids, {}, view) != lsa::Status::kOk ||
+        (fill_table && lsa::detail::fill_batch_table(cache, ids, rows) != lsa::Status::kOk)) {
       state.SkipWithError("step failed");
       break;
     }
@@ -113,11 +131,15 @@ void BM_Step(benchmark::State& state) {
   state.counters["refreshes_in_loop"] = static_cast<double>(after.refreshes - before.refreshes);
   // CSR (indices + indptr + last_page_len) + a slot-list row + a block-table row.
   state.counters["view_bytes_per_seq"] =
-      4.0 * (resident + 2.0) + 4.0 * kKmaxPages + 4.0 * static_cast<double>(kSeqPages);
+      host_views ? 4.0 * (resident + 2.0) + 4.0 * kKmaxPages + 4.0 * static_cast<double>(kSeqPages)
+                 : 0.0;
   if (after.refreshes != before.refreshes) state.SkipWithError("a refresh ran in the timed loop");
   if (after.resident_pages > int64_t{batch} * kKmaxPages) state.SkipWithError("set above kmax");
 }
-BENCHMARK(BM_Step)->RangeMultiplier(2)->Range(1, 64)->Unit(benchmark::kNanosecond);
+BENCHMARK(BM_Step)
+    ->ArgsProduct({benchmark::CreateRange(1, 64, 2), {1, 0, 2}})
+    ->ArgNames({"batch", "views"})
+    ->Unit(benchmark::kNanosecond);
 
 // Floor: writing the same view bytes with memset/fill (no lookups): what a step cannot beat.
 void BM_StepFloor_WriteViewBytes(benchmark::State& state) {

@@ -2,6 +2,7 @@
 // other.
 #include <cuda_runtime.h>
 
+#include <cub/block/block_reduce.cuh>
 #include <string>
 
 #include "detail/common.cuh"
@@ -13,32 +14,47 @@ namespace {
 
 constexpr int kScatterThreads = 256;
 
-// Byte offsets of one parity's arrays (each 256-byte aligned).
+// Byte offsets of one parity's arrays (each 256-byte aligned). Staging: num_batch, num_tokens,
+// counts [max_batch], pages and slots [max_batch][max_resident]. Device table: num_tokens, offsets
+// [max_batch + 1], packed pages [max_batch * max_resident], page_slots [max_batch][max_pages].
 struct Layout {
-  size_t num_batch, num_tokens, offsets, pages, slots, bytes;
+  size_t num_batch, num_tokens, counts_or_offsets, pages, slots, bytes;
+};
+
+class Carver {
+ public:
+  size_t take(size_t bytes) {
+    const size_t here = at_;
+    at_ += detail::align_up(bytes);
+    return here;
+  }
+  size_t used() const { return at_; }
+
+ private:
+  size_t at_ = 0;
 };
 
 Layout staging_layout(int64_t max_batch, int64_t max_resident) {
+  Carver c;
   Layout l{};
-  size_t at = 0;
-  auto take = [&](size_t bytes) {
-    const size_t here = at;
-    at += detail::align_up(bytes);
-    return here;
-  };
-  l.num_batch = take(sizeof(int32_t));
-  l.num_tokens = take(sizeof(int64_t) * max_batch);
-  l.offsets = take(sizeof(int32_t) * (max_batch + 1));
-  l.pages = take(sizeof(int32_t) * max_batch * max_resident);
-  l.slots = take(sizeof(int32_t) * max_batch * max_resident);
-  l.bytes = at;
+  l.num_batch = c.take(sizeof(int32_t));
+  l.num_tokens = c.take(sizeof(int64_t) * max_batch);
+  l.counts_or_offsets = c.take(sizeof(int32_t) * max_batch);
+  l.pages = c.take(sizeof(int32_t) * max_batch * max_resident);
+  l.slots = c.take(sizeof(int32_t) * max_batch * max_resident);
+  l.bytes = c.used();
   return l;
 }
 
-// The device table uses the same layout with `slots` holding page_slots [max_batch][max_pages].
 Layout table_layout(int64_t max_batch, int64_t max_resident, int64_t max_pages) {
-  Layout l = staging_layout(max_batch, max_resident);
-  l.bytes = l.slots + detail::align_up(sizeof(int32_t) * max_batch * max_pages);
+  Carver c;
+  Layout l{};
+  l.num_batch = 0;  // unused: the grid says how many rows
+  l.num_tokens = c.take(sizeof(int64_t) * max_batch);
+  l.counts_or_offsets = c.take(sizeof(int32_t) * (max_batch + 1));
+  l.pages = c.take(sizeof(int32_t) * max_batch * max_resident);
+  l.slots = c.take(sizeof(int32_t) * max_batch * max_pages);
+  l.bytes = c.used();
   return l;
 }
 
@@ -47,32 +63,44 @@ struct ScatterArgs {
   std::byte* table;
   Layout staging_layout;
   Layout table_layout;
+  int64_t max_resident;
   int64_t max_pages;
 };
 
-// Block b copies row b (its length, offset, resident pages) and scatters the slots of its resident
-// pages into its page_slots row; entries of pages that are not resident are left as they were (no
-// kernel reads them).
+// Block b packs row b: its offset is the sum of the counts before it (read by all threads at
+// once: each read crosses the bus), then it copies the row's length and resident pages and
+// scatters their slots into its page_slots row; entries of pages that are not resident are left as
+// they were (no kernel reads them).
 __global__ void __launch_bounds__(kScatterThreads) scatter_kernel(ScatterArgs a) {
-  const auto* num_batch = reinterpret_cast<const int32_t*>(a.staging + a.staging_layout.num_batch);
+  using Reduce = cub::BlockReduce<int64_t, kScatterThreads>;
+  __shared__ typename Reduce::TempStorage reduce;
+  __shared__ int64_t row_begin;
+  const auto* s = a.staging;
+  const int32_t num_batch = *reinterpret_cast<const int32_t*>(s + a.staging_layout.num_batch);
   const int b = static_cast<int>(blockIdx.x);
-  if (b >= *num_batch) return;
-  const auto* s_tokens = reinterpret_cast<const int64_t*>(a.staging + a.staging_layout.num_tokens);
-  const auto* s_offsets = reinterpret_cast<const int32_t*>(a.staging + a.staging_layout.offsets);
-  const auto* s_pages = reinterpret_cast<const int32_t*>(a.staging + a.staging_layout.pages);
-  const auto* s_slots = reinterpret_cast<const int32_t*>(a.staging + a.staging_layout.slots);
+  if (b >= num_batch) return;
+  const auto* counts = reinterpret_cast<const int32_t*>(s + a.staging_layout.counts_or_offsets);
+  int64_t before = 0;
+  for (int r = static_cast<int>(threadIdx.x); r < b; r += kScatterThreads) before += counts[r];
+  before = Reduce(reduce).Sum(before);
+  if (threadIdx.x == 0) row_begin = before;
+  __syncthreads();
+  const int64_t begin = row_begin;
+  const int32_t count = counts[b];
+  const auto* s_pages =
+      reinterpret_cast<const int32_t*>(s + a.staging_layout.pages) + b * a.max_resident;
+  const auto* s_slots =
+      reinterpret_cast<const int32_t*>(s + a.staging_layout.slots) + b * a.max_resident;
   auto* t_tokens = reinterpret_cast<int64_t*>(a.table + a.table_layout.num_tokens);
-  auto* t_offsets = reinterpret_cast<int32_t*>(a.table + a.table_layout.offsets);
-  auto* t_pages = reinterpret_cast<int32_t*>(a.table + a.table_layout.pages);
+  auto* t_offsets = reinterpret_cast<int32_t*>(a.table + a.table_layout.counts_or_offsets);
+  auto* t_pages = reinterpret_cast<int32_t*>(a.table + a.table_layout.pages) + begin;
   int32_t* t_row = reinterpret_cast<int32_t*>(a.table + a.table_layout.slots) + b * a.max_pages;
-  const int32_t begin = s_offsets[b];
-  const int32_t end = s_offsets[b + 1];
   if (threadIdx.x == 0) {
-    t_tokens[b] = s_tokens[b];
-    t_offsets[b] = begin;
-    if (b == *num_batch - 1) t_offsets[b + 1] = end;
+    t_tokens[b] = reinterpret_cast<const int64_t*>(s + a.staging_layout.num_tokens)[b];
+    t_offsets[b] = static_cast<int32_t>(begin);
+    if (b == num_batch - 1) t_offsets[b + 1] = static_cast<int32_t>(begin + count);
   }
-  for (int32_t i = begin + static_cast<int32_t>(threadIdx.x); i < end; i += kScatterThreads) {
+  for (int32_t i = static_cast<int32_t>(threadIdx.x); i < count; i += kScatterThreads) {
     const int32_t p = s_pages[i];
     t_pages[i] = p;
     if (p >= 0 && p < a.max_pages) t_row[p] = s_slots[i];  // write() checked; a guard costs nothing
@@ -113,6 +141,8 @@ DevicePageTable::DevicePageTable(int32_t max_batch, int32_t max_resident, int32_
     for (CUevent_st*& e : uploaded_)
       check(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "event creation");
     for (int p = 0; p < 2; ++p) *staging(p).num_batch = 0;
+    row_ids_.assign(2 * static_cast<size_t>(max_batch), 0);
+    row_versions_.assign(2 * static_cast<size_t>(max_batch), 0);
   } catch (...) {
     free_all();
     (void)cudaSetDevice(previous);
@@ -142,8 +172,8 @@ DevicePageTable::Staging DevicePageTable::staging(int parity) const noexcept {
   std::byte* base = h_staging_ + parity * staging_bytes_;
   return {reinterpret_cast<int32_t*>(base + l.num_batch),
           reinterpret_cast<int64_t*>(base + l.num_tokens),
-          reinterpret_cast<int32_t*>(base + l.offsets), reinterpret_cast<int32_t*>(base + l.pages),
-          reinterpret_cast<int32_t*>(base + l.slots)};
+          reinterpret_cast<int32_t*>(base + l.counts_or_offsets),
+          reinterpret_cast<int32_t*>(base + l.pages), reinterpret_cast<int32_t*>(base + l.slots)};
 }
 
 bool DevicePageTable::staging_free(int parity) noexcept {
@@ -159,9 +189,12 @@ bool DevicePageTable::staging_free(int parity) noexcept {
 
 CudaError DevicePageTable::upload(int parity, Stream stream) noexcept {
   if (parity != 0 && parity != 1) return CudaError::kInvalidValue;
-  ScatterArgs args{h_staging_ + parity * staging_bytes_, d_tables_ + parity * table_bytes_,
+  ScatterArgs args{h_staging_ + parity * staging_bytes_,
+                   d_tables_ + parity * table_bytes_,
                    staging_layout(max_batch_, max_resident_),
-                   table_layout(max_batch_, max_resident_, max_pages_), max_pages_};
+                   table_layout(max_batch_, max_resident_, max_pages_),
+                   max_resident_,
+                   max_pages_};
   scatter_kernel<<<static_cast<unsigned>(max_batch_), kScatterThreads, 0, stream>>>(args);
   LSA_CUDA_TRY(cudaGetLastError());
   LSA_CUDA_TRY(cudaEventRecord(uploaded_[parity], stream));
@@ -173,7 +206,7 @@ DeviceBatchTable DevicePageTable::table(int parity, int32_t num_batch) const noe
   const std::byte* base = d_tables_ + (parity & 1) * table_bytes_;
   DeviceBatchTable t;
   t.num_batch = num_batch;
-  t.d_resident_offsets = reinterpret_cast<const int32_t*>(base + l.offsets);
+  t.d_resident_offsets = reinterpret_cast<const int32_t*>(base + l.counts_or_offsets);
   t.d_resident_pages = reinterpret_cast<const int32_t*>(base + l.pages);
   t.d_page_slots = reinterpret_cast<const int32_t*>(base + l.slots);
   t.page_slots_stride = max_pages_;

@@ -20,8 +20,8 @@
 #include "lsa/scorer_concept.hpp"
 #include "lsa/scorers/lightning_scorer.hpp"
 #include "lsa/stats.hpp"
-#include "lsa/store_concept.hpp"
 #include "lsa/status.hpp"
+#include "lsa/store_concept.hpp"
 #include "lsa/types.hpp"
 #include "lsa/view.hpp"
 
@@ -30,8 +30,9 @@ namespace lsa {
 /// Sparse KV cache over a chunker, an index scorer, a lookahead policy and a KV store.
 ///
 /// Threading: one engine thread calls the cache; in RecallMode::kAsync recalled pages are copied
-/// off that thread (HostStore: a private worker thread; cuda::CudaStore: a copy stream). Every noexcept call that returns a Status other than kOk left the cache
-/// as it was (docs/api-contract.md).
+/// off that thread (HostStore: a private worker thread; cuda::CudaStore: a copy stream). Every
+/// noexcept call that returns a Status other than kOk left the cache as it was
+/// (docs/api-contract.md).
 template <ChunkerLike ChunkerT = Chunker, IndexScorer ScorerT = LightningScorer,
           LookaheadPolicyLike PolicyT = LookaheadPolicy, KVStore StoreT = HostStore>
 class SparseKVCache {
@@ -66,6 +67,7 @@ class SparseKVCache {
     try {
       Sequence& seq = sequences_.emplace(id, Sequence{}).first->second;
       seq.id = id;
+      touch(seq);
       seq.ticket = std::make_unique<detail::RecallTicket>();
     } catch (const std::bad_alloc&) {
       sequences_.erase(id);
@@ -139,6 +141,7 @@ class SparseKVCache {
         seq->pending.push_back(logical);
       }
     }
+    if (new_pages > 0) touch(*seq);
     for (int32_t i = 0; i < num_tokens; ++i) {
       const int64_t t = old_len + i;
       out[i] = {store_.slot_of(seq->pages[chunker_.page_of_token(t)]), chunker_.offset_in_page(t)};
@@ -265,6 +268,7 @@ class SparseKVCache {
     reconcile(*seq);
     scorer_.truncate(seq->index, num_tokens);
     seq->steps_to_refresh = 0;
+    touch(*seq);
     return Status::kOk;
   }
 
@@ -316,6 +320,7 @@ class SparseKVCache {
       child->pages[last] = fresh;
     }
     child->steps_to_refresh = 0;
+    touch(*child);
     return Status::kOk;
   }
 
@@ -413,6 +418,22 @@ class SparseKVCache {
     const Sequence* seq = find(id);
     return seq == nullptr ? std::span<const int32_t>{} : std::span<const int32_t>(seq->resident);
   }
+  /// A number that changes whenever `id`'s resident set or the slot of one of its resident pages
+  /// changes, unique across sequences (0 when unknown): a device table rewrites a row only then.
+  uint64_t resident_version(SeqId id) const noexcept {
+    const Sequence* seq = find(id);
+    return seq == nullptr ? 0 : seq->resident_version;
+  }
+  /// Writes the slots of `id`'s resident pages, in resident_pages(id) order, to out[0, n) and
+  /// returns n; -1 when `id` is unknown or `out` is shorter than the set (nothing written then).
+  int64_t resident_slots(SeqId id, std::span<int32_t> out) const noexcept {
+    const Sequence* seq = find(id);
+    if (seq == nullptr || out.size() < seq->resident.size()) return -1;
+    for (size_t i = 0; i < seq->resident.size(); ++i) {
+      out[i] = store_.slot_of(seq->pages[seq->resident[i]]);
+    }
+    return static_cast<int64_t>(seq->resident.size());
+  }
   /// Reserve slot of a logical page, -1 when it is not resident (or unknown).
   int32_t slot_of(SeqId id, int64_t page) const noexcept {
     const Sequence* seq = find(id);
@@ -471,6 +492,7 @@ class SparseKVCache {
     int64_t num_sealed = 0;         // pages [0, num_sealed) are in the mirror
     std::vector<PageId> pages;      // logical page -> page record
     std::vector<int32_t> resident;  // ascending logical pages, each pinned once
+    uint64_t resident_version = 0;  // see resident_version()
     typename ScorerT::Index index;
     int32_t steps_to_refresh = 0;   // <= 0: due
     bool refreshed_once = false;
@@ -504,6 +526,10 @@ class SparseKVCache {
   }
 
   static bool due(const Sequence& seq) noexcept { return seq.steps_to_refresh <= 0; }
+
+  // Records that seq's resident set (or a resident page's slot) changed: a new, cache-wide unique
+  // version, so (id, version) never repeats even when an id is removed and added again.
+  void touch(Sequence& seq) noexcept { seq.resident_version = ++last_version_; }
 
   bool is_resident(const Sequence& seq, int64_t page) const noexcept {
     return std::binary_search(seq.resident.begin(), seq.resident.end(), static_cast<int32_t>(page));
@@ -582,6 +608,7 @@ class SparseKVCache {
   // Unpins and unlists the planned pages and records the new forced suffix.
   void apply_leaving(Sequence& seq, const ForcedPages& f) noexcept {
     seq.suffix_begin = f.suffix_begin;
+    if (!leaving_.empty()) touch(seq);
     drop_from_set(seq, leaving_, seq.resident, seq.chosen, seq.chosen_ranked);
     drop_from_set(seq, leaving_pending_, seq.pending, seq.pending_chosen, seq.pending_chosen_ranked);
   }
@@ -715,6 +742,7 @@ class SparseKVCache {
     std::sort(next.begin(), next.end());
     if (!async) {
       seq.resident.swap(next);
+      touch(seq);
     } else {
       seq.pending.assign(next.begin(), next.end());
       seq.pending_active = true;
@@ -743,6 +771,7 @@ class SparseKVCache {
       store_.unpin(seq.pages[p]);  // it was pinned twice: by the current set and by the pending set
     }
     seq.resident.swap(seq.pending);
+    touch(seq);
     seq.chosen.swap(seq.pending_chosen);
     seq.chosen_ranked.swap(seq.pending_chosen_ranked);
     // Pages that left the forced suffix while the copies ran are not part of the new choice, and
@@ -763,6 +792,8 @@ class SparseKVCache {
   }
 
   void write_view(const ViewBuffers& view) noexcept {
+    // No format asked for: an engine that builds its views on the device from its own table.
+    if (view.indptr == nullptr && view.slot_lists == nullptr && view.block_table == nullptr) return;
     int64_t nnz = 0;
     const auto num_batch = static_cast<int64_t>(batch_.size());
     for (int64_t b = 0; b < num_batch; ++b) {
@@ -810,6 +841,7 @@ class SparseKVCache {
   std::vector<int32_t> leaving_;          // scratch of plan_leaving / apply_leaving
   std::vector<int32_t> leaving_pending_;  // the same for the set in flight
   uint64_t epoch_ = 0;
+  uint64_t last_version_ = 0;  // see touch()
   int64_t refreshes_ = 0;
   int64_t capacity_refusals_ = 0;
   int64_t recall_errors_ = 0;

@@ -4,9 +4,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <vector>
 
 #include "lsa/cuda/cuda_error.hpp"
 #include "lsa/cuda/view_builder.hpp"
+#include "lsa/detail/batch_table_fill.hpp"
 #include "lsa/status.hpp"
 #include "lsa/types.hpp"
 
@@ -35,35 +37,27 @@ class DevicePageTable {
   DevicePageTable& operator=(const DevicePageTable&) = delete;
 
   /// Writes the state of `batch` (after cache.step) into the next buffer's staging copy and makes
-  /// it the current parity. kUnknownSequence, or kBufferTooSmall when the batch, a resident set or
-  /// a history exceeds the sizes given at construction (nothing changes then); kDeviceError when
-  /// waiting for that buffer's previous upload failed.
+  /// it the current parity (detail::fill_batch_table: two lookups per sequence, plus its pages and
+  /// slots when its resident set changed). Needs the cache's resident_version, length,
+  /// resident_slots, resident_pages and config. Returns kUnknownSequence, or kBufferTooSmall when
+  /// the batch, a resident set or a history exceeds the sizes given at construction (the current
+  /// parity stays then); kDeviceError when waiting for that buffer's previous upload failed.
   template <class CacheT>
   [[nodiscard]] Status write(const CacheT& cache, std::span<const SeqId> batch) noexcept {
     if (static_cast<int64_t>(batch.size()) > max_batch_) return Status::kBufferTooSmall;
     const int next = parity_ ^ 1;
-    for (const SeqId id : batch) {
-      if (!cache.contains(id)) return Status::kUnknownSequence;
-      const int64_t pages = (cache.length(id) + page_tokens(cache) - 1) / page_tokens(cache);
-      if (static_cast<int64_t>(cache.resident_pages(id).size()) > max_resident_ ||
-          pages > max_pages_) {
-        return Status::kBufferTooSmall;
-      }
-    }
     if (!staging_free(next)) return Status::kDeviceError;
-    Staging s = staging(next);
-    *s.num_batch = static_cast<int32_t>(batch.size());
-    int32_t nnz = 0;
-    for (size_t b = 0; b < batch.size(); ++b) {
-      s.num_tokens[b] = cache.length(batch[b]);
-      s.offsets[b] = nnz;
-      for (const int32_t p : cache.resident_pages(batch[b])) {
-        s.pages[nnz] = p;
-        s.slots[nnz] = cache.slot_of(batch[b], p);
-        ++nnz;
-      }
+    // Into the next staging buffer; it becomes visible only when parity_ flips below.
+    const Staging s = staging(next);
+    const size_t memo = static_cast<size_t>(next) * static_cast<size_t>(max_batch_);
+    if (Status st = lsa::detail::fill_batch_table(
+            cache, batch,
+            {s.num_tokens, s.counts, s.pages, s.slots, row_ids_.data() + memo,
+             row_versions_.data() + memo, max_resident_, max_pages_});
+        st != Status::kOk) {
+      return st;
     }
-    s.offsets[batch.size()] = nnz;
+    *s.num_batch = static_cast<int32_t>(batch.size());
     parity_ = next;
     num_batch_ = static_cast<int32_t>(batch.size());
     return Status::kOk;
@@ -89,14 +83,10 @@ class DevicePageTable {
   struct Staging {
     int32_t* num_batch;   // [1]
     int64_t* num_tokens;  // [max_batch]
-    int32_t* offsets;     // [max_batch + 1]
-    int32_t* pages;       // [max_batch * max_resident] resident pages, batch order
+    int32_t* counts;      // [max_batch] resident pages per row
+    int32_t* pages;       // [max_batch][max_resident] resident pages, row b at b * max_resident
     int32_t* slots;       // same shape: their slots
   };
-  template <class CacheT>
-  static int64_t page_tokens(const CacheT& cache) noexcept {
-    return int64_t{cache.config().chunk_tokens} * cache.config().page_chunks;
-  }
   Staging staging(int parity) const noexcept;
   bool staging_free(int parity) noexcept;  // waits for the upload that last read it
   void free_all() noexcept;
@@ -111,6 +101,8 @@ class DevicePageTable {
   std::byte* h_staging_ = nullptr;  // [2][staging_bytes_], pinned and mapped
   std::byte* d_tables_ = nullptr;   // [2][table_bytes_]
   CUevent_st* uploaded_[2] = {nullptr, nullptr};
+  std::vector<SeqId> row_ids_;          // [2][max_batch]: what each staging row was written for
+  std::vector<uint64_t> row_versions_;  // [2][max_batch]: its resident_version (0: never)
 };
 
 }  // namespace lsa::cuda
