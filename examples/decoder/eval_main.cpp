@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "cli_args.hpp"
 #include "error.hpp"
 #include "eval_methods.hpp"
 #include "eval_report.hpp"
@@ -28,6 +29,11 @@
 #include "tokenizer.hpp"
 
 namespace lsa_decode {
+
+void usage_error(const std::string& what) {
+  throw DecodeError(what + " (lsa-eval --help lists the options)");
+}
+
 namespace {
 
 struct Options {
@@ -54,20 +60,6 @@ struct Options {
   std::string name = "eval";
   bool show_prompts = false;
 };
-
-[[noreturn]] void usage_error(const std::string& what) {
-  throw DecodeError(what + " (lsa-eval --help lists the options)");
-}
-
-int64_t parse_int(const std::string& flag, const std::string& value, int64_t lo, int64_t hi) {
-  char* end = nullptr;
-  errno = 0;
-  const long long v = std::strtoll(value.c_str(), &end, 10);
-  if (value.empty() || *end != '\0' || errno != 0 || v < lo || v > hi) {
-    usage_error(fmt::format("{} must be an integer in [{}, {}] (got '{}')", flag, lo, hi, value));
-  }
-  return v;
-}
 
 double parse_fraction(const std::string& flag, const std::string& value) {
   char* end = nullptr;
@@ -236,10 +228,6 @@ std::string join(const std::vector<T>& v, F f) {
   std::string s;
   for (const T& x : v) s += (s.empty() ? "" : ", ") + f(x);
   return s;
-}
-
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
 int run(int argc, char** argv) {

@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "cli_args.hpp"
 #include "error.hpp"
 #include "gguf.hpp"
 #include "model.hpp"
@@ -27,6 +28,11 @@
 #include "tokenizer.hpp"
 
 namespace lsa_decode {
+
+void usage_error(const std::string& what) {
+  throw DecodeError(what + " (lsa-decode --help lists the options)");
+}
+
 namespace {
 
 struct Options {
@@ -42,28 +48,6 @@ struct Options {
   int threads = 0;
   CacheOptions cache;
 };
-
-[[noreturn]] void usage_error(const std::string& what) {
-  throw DecodeError(what + " (lsa-decode --help lists the options)");
-}
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw DecodeError(fmt::format("cannot read '{}'", path));
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-int64_t parse_int(const std::string& flag, const std::string& value, int64_t lo, int64_t hi) {
-  char* end = nullptr;
-  errno = 0;
-  const long long v = std::strtoll(value.c_str(), &end, 10);
-  if (value.empty() || *end != '\0' || errno != 0 || v < lo || v > hi) {
-    usage_error(fmt::format("{} must be an integer in [{}, {}] (got '{}')", flag, lo, hi, value));
-  }
-  return v;
-}
 
 double parse_double(const std::string& flag, const std::string& value) {
   char* end = nullptr;
@@ -162,10 +146,6 @@ Options parse(int argc, char** argv) {
     }
   }
   return o;
-}
-
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
 int32_t argmax(const std::vector<float>& v) {

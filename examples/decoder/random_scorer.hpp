@@ -7,13 +7,13 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
-#include <lsa/error.hpp>
 #include <lsa/scorer_concept.hpp>
 #include <lsa/scorer_config.hpp>
 #include <lsa/status.hpp>
 #include <span>
-#include <string>
 #include <vector>
+
+#include "baseline_scorer.hpp"
 
 namespace lsa_decode {
 
@@ -30,7 +30,7 @@ constexpr uint64_t mix64(uint64_t x) noexcept {
 /// hash of kSeed and the key bytes of the chunk's first token, redrawn at each refresh by mixing in
 /// the history length. The same tokens therefore give the same draws in every run, and a task
 /// generator's seed (which decides the tokens) decides the pages. Query values are ignored.
-class RandomScorer {
+class RandomScorer : public BaselineScorer {
  public:
   /// Per-sequence index: one hash per touched chunk.
   struct Index {
@@ -44,28 +44,9 @@ class RandomScorer {
   /// Mixed into every draw.
   static constexpr uint64_t kSeed = 0x6C73612D6576616Cull;  // "lsa-eval"
 
-  /// Throws lsa::Error naming the field when a shape is not positive.
+  /// Throws lsa::Error naming the field when a shape is invalid.
   RandomScorer(const lsa::ScorerConfig& config, int32_t chunk_tokens)
-      : config_(config), chunk_tokens_(chunk_tokens) {
-    auto require = [](bool ok, const char* field, int64_t got) {
-      if (!ok)
-        throw lsa::Error(std::string("random scorer: ") + field + " must be >= 1 (got " +
-                         std::to_string(got) + ")");
-    };
-    require(chunk_tokens >= 1, "chunk_tokens", chunk_tokens);
-    require(config.num_layers >= 1, "scorer.num_layers", config.num_layers);
-    require(config.num_heads >= 1, "scorer.num_heads", config.num_heads);
-    require(config.num_key_heads >= 1, "scorer.num_key_heads", config.num_key_heads);
-    require(config.head_dim >= 1, "scorer.head_dim", config.head_dim);
-    const int64_t vector_bytes =
-        config.key_format == lsa::KeyFormat::kF32    ? int64_t{4} * config.head_dim
-        : config.key_format == lsa::KeyFormat::kBF16 ? int64_t{2} * config.head_dim
-                                                     : config.head_dim + 4;
-    row_bytes_ = int64_t{config.num_layers} * config.num_key_heads * vector_bytes;
-  }
-
-  /// Bytes of one token row: num_layers * num_key_heads key vectors in the key format.
-  int64_t row_bytes() const noexcept { return row_bytes_; }
+      : BaselineScorer(config, chunk_tokens, "random") {}
 
   /// kInvalidArgument on a negative count or missing data; fp32 keys must be finite.
   lsa::Status check_keys(lsa::KeyRows rows) const noexcept {
@@ -79,13 +60,6 @@ class RandomScorer {
       if (!std::isfinite(x)) return lsa::Status::kNonFiniteInput;
     }
     return lsa::Status::kOk;
-  }
-
-  /// q must be [num_layers][num_heads][head_dim] (its values are not read).
-  lsa::Status check_query(lsa::Query query) const noexcept {
-    const int64_t want = int64_t{config_.num_layers} * config_.num_heads * config_.head_dim;
-    return static_cast<int64_t>(query.q.size()) == want ? lsa::Status::kOk
-                                                        : lsa::Status::kInvalidArgument;
   }
 
   /// Hashes the first token of every chunk the rows start; on std::bad_alloc nothing changed.
@@ -106,9 +80,7 @@ class RandomScorer {
   }
 
   /// ceil(tokens / chunk_tokens).
-  int64_t num_chunks(const Index& index) const noexcept {
-    return (index.num_tokens + chunk_tokens_ - 1) / chunk_tokens_;
-  }
+  int64_t num_chunks(const Index& index) const noexcept { return chunks_of(index.num_tokens); }
 
   /// Uniform draws in [0, 1), new ones whenever the history has grown.
   void score(const Index& index, lsa::Query /*query*/, std::span<float> out) const noexcept {
@@ -133,10 +105,6 @@ class RandomScorer {
     for (; i < row_bytes_; ++i) h = mix64(h ^ static_cast<uint64_t>(row[i]));
     return h;
   }
-
-  lsa::ScorerConfig config_;
-  int32_t chunk_tokens_;
-  int64_t row_bytes_ = 0;
 };
 
 static_assert(lsa::IndexScorer<RandomScorer>);
