@@ -36,21 +36,15 @@ class OwnedStream {
   cudaStream_t stream_ = nullptr;
 };
 
+// The harness's small cache (4 sequences, 4-token pages, refresh every step) with a reserve two
+// slots above its minimum, so nearly every refresh evicts.
 lsa::CacheConfig small_config(RecallMode mode) {
-  lsa::CacheConfig c;
-  c.num_layers = 2;
+  lsa::CacheConfig c = lsa::testing::small_config();
   c.bytes_per_token_per_layer = 12;
-  c.chunk_tokens = 2;
-  c.page_chunks = 2;
-  c.max_sequences = 4;
   c.max_tokens = 4096;
   c.recall_mode = mode;
-  c.policy.interval = 1;
-  c.policy.spread_phase = false;
-  c.policy.sink_chunks = 1;
-  c.policy.recent_chunks = 2;
   c.policy.kmax_pages = 5;
-  c.num_slots = c.max_sequences * c.policy.kmax_pages + 2;  // eviction on almost every refresh
+  c.num_slots = c.max_sequences * c.policy.kmax_pages + 2;
   return c;
 }
 

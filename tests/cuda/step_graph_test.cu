@@ -30,20 +30,13 @@ using lsa::cuda::testing::DeviceArray;
 constexpr int32_t kBatch = 4;
 constexpr int32_t kMaxPages = 128;
 
+// The harness's small cache (4-token pages, refresh every step) for kBatch sequences of up to
+// kMaxPages pages, with a reserve three slots above its minimum.
 lsa::CacheConfig graph_config(RecallMode mode) {
-  lsa::CacheConfig c;
-  c.num_layers = 2;
-  c.bytes_per_token_per_layer = 8;
-  c.chunk_tokens = 2;
-  c.page_chunks = 2;
+  lsa::CacheConfig c = lsa::testing::small_config();
   c.max_sequences = kBatch;
   c.max_tokens = kMaxPages * c.page_tokens();
   c.recall_mode = mode;
-  c.policy.interval = 1;
-  c.policy.spread_phase = false;
-  c.policy.sink_chunks = 1;
-  c.policy.recent_chunks = 2;
-  c.policy.kmax_pages = 6;
   c.num_slots = kBatch * c.policy.kmax_pages + 3;
   return c;
 }
