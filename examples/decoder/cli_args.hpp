@@ -19,6 +19,32 @@ namespace lsa_decode {
 /// program defines it (the message names the program).
 [[noreturn]] void usage_error(const std::string& what);
 
+/// Walks argv: `for (ArgReader args(argc, argv); args.next();)`, then option() is the current
+/// argument and value() takes the one after it (usage_error when there is none).
+class ArgReader {
+ public:
+  ArgReader(int argc, char** argv) noexcept : argc_(argc), argv_(argv) {}
+  /// Moves to the next argument; false past the last.
+  bool next() {
+    if (++i_ >= argc_) return false;
+    option_ = argv_[i_];
+    return true;
+  }
+  /// The current argument.
+  const std::string& option() const noexcept { return option_; }
+  /// The argument after the current one, consumed.
+  std::string value() {
+    if (i_ + 1 >= argc_) usage_error(fmt::format("{} needs a value", option_));
+    return argv_[++i_];
+  }
+
+ private:
+  int argc_;
+  char** argv_;
+  int i_ = 0;
+  std::string option_;
+};
+
 /// The integer in `value`, given for option `flag`, when it lies in [lo, hi]; else usage_error.
 inline int64_t parse_int(const std::string& flag, const std::string& value, int64_t lo,
                          int64_t hi) {

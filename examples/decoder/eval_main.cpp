@@ -128,74 +128,70 @@ void print_help() {
 
 Options parse(int argc, char** argv) {
   Options o;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) usage_error(fmt::format("{} needs a value", a));
-      return argv[++i];
-    };
+  for (ArgReader args(argc, argv); args.next();) {
+    const std::string& a = args.option();
     if (a == "-h" || a == "--help") {
       print_help();
       std::exit(0);
     } else if (a == "-m" || a == "--model") {
-      o.model = value();
+      o.model = args.value();
     } else if (a == "--text") {
-      o.text = value();
+      o.text = args.value();
     } else if (a == "--tasks") {
       o.tasks =
-          parse_list<TaskKind>(a, value(), [](const std::string& s) { return parse_task(s); });
+          parse_list<TaskKind>(a, args.value(), [](const std::string& s) { return parse_task(s); });
     } else if (a == "--lengths") {
       o.lengths = parse_list<int64_t>(
-          a, value(), [&](const std::string& s) { return parse_int(a, s, 64, 1 << 24); });
+          a, args.value(), [&](const std::string& s) { return parse_int(a, s, 64, 1 << 24); });
     } else if (a == "--depths") {
-      o.depths = parse_list<double>(a, value(),
+      o.depths = parse_list<double>(a, args.value(),
                                     [&](const std::string& s) { return parse_fraction(a, s); });
     } else if (a == "--samples") {
-      o.samples = static_cast<int32_t>(parse_int(a, value(), 0, 100000));
+      o.samples = static_cast<int32_t>(parse_int(a, args.value(), 0, 100000));
     } else if (a == "--keys") {
-      o.keys = static_cast<int32_t>(parse_int(a, value(), 2, 40));
+      o.keys = static_cast<int32_t>(parse_int(a, args.value(), 2, 40));
     } else if (a == "--methods") {
-      o.methods = parse_list<MethodKind>(a, value(),
+      o.methods = parse_list<MethodKind>(a, args.value(),
                                          [](const std::string& s) { return parse_method_kind(s); });
     } else if (a == "--budgets") {
-      o.budgets = parse_list<double>(a, value(), [&](const std::string& s) {
+      o.budgets = parse_list<double>(a, args.value(), [&](const std::string& s) {
         const double b = parse_fraction(a, s);
         if (b <= 0.0) usage_error(fmt::format("{} must be > 0 (got '{}')", a, s));
         return b;
       });
     } else if (a == "--intervals") {
-      o.intervals = parse_list<int32_t>(a, value(), [&](const std::string& s) {
+      o.intervals = parse_list<int32_t>(a, args.value(), [&](const std::string& s) {
         return static_cast<int32_t>(parse_int(a, s, 1, 1 << 20));
       });
     } else if (a == "--random-interval") {
-      o.random_interval = static_cast<int32_t>(parse_int(a, value(), 1, 1 << 20));
+      o.random_interval = static_cast<int32_t>(parse_int(a, args.value(), 1, 1 << 20));
     } else if (a == "--settings") {
       o.settings =
-          parse_list<Setting>(a, value(), [](const std::string& s) { return parse_setting(s); });
+          parse_list<Setting>(a, args.value(), [](const std::string& s) { return parse_setting(s); });
     } else if (a == "--max-new") {
-      o.max_new = static_cast<int32_t>(parse_int(a, value(), 1, 1024));
+      o.max_new = static_cast<int32_t>(parse_int(a, args.value(), 1, 1024));
     } else if (a == "--ppl-prefix") {
-      o.ppl_prefix = parse_int(a, value(), 0, 1 << 24);
+      o.ppl_prefix = parse_int(a, args.value(), 0, 1 << 24);
     } else if (a == "--ppl-tokens") {
-      o.ppl_tokens = parse_int(a, value(), 1, 1 << 20);
+      o.ppl_tokens = parse_int(a, args.value(), 1, 1 << 20);
     } else if (a == "--chunk-tokens") {
-      o.shape.chunk_tokens = static_cast<int32_t>(parse_int(a, value(), 1, 4096));
+      o.shape.chunk_tokens = static_cast<int32_t>(parse_int(a, args.value(), 1, 4096));
     } else if (a == "--page-chunks") {
-      o.shape.page_chunks = static_cast<int32_t>(parse_int(a, value(), 1, 4096));
+      o.shape.page_chunks = static_cast<int32_t>(parse_int(a, args.value(), 1, 4096));
     } else if (a == "--sink-chunks") {
-      o.shape.sink_chunks = static_cast<int32_t>(parse_int(a, value(), 0, 1 << 20));
+      o.shape.sink_chunks = static_cast<int32_t>(parse_int(a, args.value(), 0, 1 << 20));
     } else if (a == "--recent-chunks") {
-      o.shape.recent_chunks = static_cast<int32_t>(parse_int(a, value(), 0, 1 << 20));
+      o.shape.recent_chunks = static_cast<int32_t>(parse_int(a, args.value(), 0, 1 << 20));
     } else if (a == "--seed") {
-      o.seed = static_cast<uint64_t>(parse_int(a, value(), 0, INT64_MAX));
+      o.seed = static_cast<uint64_t>(parse_int(a, args.value(), 0, INT64_MAX));
     } else if (a == "--threads") {
-      o.threads = static_cast<int>(parse_int(a, value(), 1, 256));
+      o.threads = static_cast<int>(parse_int(a, args.value(), 1, 256));
     } else if (a == "--show-prompts") {
       o.show_prompts = true;
     } else if (a == "--results") {
-      o.results = value();
+      o.results = args.value();
     } else if (a == "--name") {
-      o.name = value();
+      o.name = args.value();
       if (o.name.empty() || o.name.find_first_of("/\\'\"") != std::string::npos) {
         usage_error(fmt::format("--name must be a plain file name (got '{}')", o.name));
       }

@@ -86,25 +86,21 @@ void print_help() {
 
 Options parse(int argc, char** argv) {
   Options o;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) usage_error(fmt::format("{} needs a value", a));
-      return argv[++i];
-    };
+  for (ArgReader args(argc, argv); args.next();) {
+    const std::string& a = args.option();
     if (a == "-h" || a == "--help") {
       print_help();
       std::exit(0);
     } else if (a == "-m" || a == "--model") {
-      o.model = value();
+      o.model = args.value();
     } else if (a == "-p" || a == "--prompt") {
-      o.prompt = value();
+      o.prompt = args.value();
     } else if (a == "-f" || a == "--file") {
-      o.prompt = read_file(value());
+      o.prompt = read_file(args.value());
     } else if (a == "-n" || a == "--max-new") {
-      o.max_new = static_cast<int32_t>(parse_int(a, value(), 0, 1 << 20));
+      o.max_new = static_cast<int32_t>(parse_int(a, args.value(), 0, 1 << 20));
     } else if (a == "--ids") {
-      std::stringstream list(value());
+      std::stringstream list(args.value());
       for (std::string id; std::getline(list, id, ',');) {
         o.ids.push_back(static_cast<int32_t>(parse_int("--ids", id, 0, (int64_t{1} << 31) - 1)));
       }
@@ -117,30 +113,30 @@ Options parse(int argc, char** argv) {
     } else if (a == "--dense") {
       o.cache.dense = true;
     } else if (a == "--budget") {
-      const double b = parse_double(a, value());
+      const double b = parse_double(a, args.value());
       if (b <= 1.0) {
         o.cache.budget_fraction = b;
       } else {
         o.cache.budget_pages = static_cast<int32_t>(parse_int(a, fmt::format("{}", std::llround(b)), 1, 1 << 24));
       }
     } else if (a == "--chunk-tokens") {
-      o.cache.chunk_tokens = static_cast<int32_t>(parse_int(a, value(), 1, 4096));
+      o.cache.chunk_tokens = static_cast<int32_t>(parse_int(a, args.value(), 1, 4096));
     } else if (a == "--page-chunks") {
-      o.cache.page_chunks = static_cast<int32_t>(parse_int(a, value(), 1, 4096));
+      o.cache.page_chunks = static_cast<int32_t>(parse_int(a, args.value(), 1, 4096));
     } else if (a == "--interval") {
-      o.cache.interval = static_cast<int32_t>(parse_int(a, value(), 1, 1 << 20));
+      o.cache.interval = static_cast<int32_t>(parse_int(a, args.value(), 1, 1 << 20));
     } else if (a == "--scorer") {
-      o.cache.scorer = parse_scorer(value());
+      o.cache.scorer = parse_scorer(args.value());
     } else if (a == "--sink-chunks") {
-      o.cache.sink_chunks = static_cast<int32_t>(parse_int(a, value(), 0, 1 << 20));
+      o.cache.sink_chunks = static_cast<int32_t>(parse_int(a, args.value(), 0, 1 << 20));
     } else if (a == "--recent-chunks") {
-      o.cache.recent_chunks = static_cast<int32_t>(parse_int(a, value(), 0, 1 << 20));
+      o.cache.recent_chunks = static_cast<int32_t>(parse_int(a, args.value(), 0, 1 << 20));
     } else if (a == "--threads") {
-      o.threads = static_cast<int>(parse_int(a, value(), 1, 256));
+      o.threads = static_cast<int>(parse_int(a, args.value(), 1, 256));
     } else if (a == "--perplexity") {
-      o.perplexity_file = value();
+      o.perplexity_file = args.value();
     } else if (a == "--tokens") {
-      o.perplexity_tokens = parse_int(a, value(), 2, 1 << 24);
+      o.perplexity_tokens = parse_int(a, args.value(), 2, 1 << 24);
     } else {
       usage_error(fmt::format("unknown option '{}'", a));
     }

@@ -12,6 +12,9 @@ namespace lsa_decode {
 
 class GgufFile;
 
+/// UTF-8 bytes of code point `cp` (< 0x110000).
+std::string utf8_of(uint32_t cp);
+
 /// A message for the chat template.
 struct ChatMessage {
   std::string role;     ///< "system", "user" or "assistant"

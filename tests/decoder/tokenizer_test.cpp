@@ -27,6 +27,7 @@ using lsa_decode::ChatMessage;
 using lsa_decode::DecodeError;
 using lsa_decode::GgufFile;
 using lsa_decode::Tokenizer;
+using lsa_decode::utf8_of;
 using Ids = std::vector<int32_t>;
 
 // The model's tokenizer, loaded once; nullptr when the model file is missing.
@@ -220,26 +221,6 @@ const std::vector<Case>& cases() {
         216, 34,   27,  34,   47,    2,    198,  1,    520,   9531, 198}},
   };
   return kCases;
-}
-
-std::string utf8_of(uint32_t cp) {
-  std::string s;
-  if (cp < 0x80) {
-    s += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    s += static_cast<char>(0xC0 | (cp >> 6));
-    s += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    s += static_cast<char>(0xE0 | (cp >> 12));
-    s += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    s += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    s += static_cast<char>(0xF0 | (cp >> 18));
-    s += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    s += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    s += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-  return s;
 }
 
 // Random valid UTF-8 mixing ASCII, whitespace, Latin, Greek, Cyrillic, CJK, emoji and any other
