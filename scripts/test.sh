@@ -77,9 +77,9 @@ if ((quick == 0)); then
   begin "asan+ubsan"
   export ASAN_OPTIONS="detect_leaks=1:strict_init_order=1:detect_stack_use_after_return=1"
   export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
-  # The decoder's model tests are plain numerics on 135M parameters: Release runs them; the
-  # sanitizer phases keep its parsing, tokenizer and thread tests.
-  build_and_test build-asan "-LE packaging -E ^model:" "${sanitizer_flags[@]}" "-DLSA_SANITIZE=address;undefined"
+  # The decoder's model tests and the eval's smoke run are plain numerics on 135M parameters:
+  # Release runs them; the sanitizer phases keep parsing, tokenizer, thread and eval logic tests.
+  build_and_test build-asan "-LE packaging -E ^model:|^eval:.smoke" "${sanitizer_flags[@]}" "-DLSA_SANITIZE=address;undefined"
   end
 
   begin "tsan"

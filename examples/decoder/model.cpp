@@ -199,7 +199,7 @@ void LlamaModel::prefill(std::span<const int32_t> tokens, std::vector<TokenState
 }
 
 void LlamaModel::decode(int32_t token, int64_t pos, std::span<const KvPage> pages, int64_t page_tokens,
-                        TokenState& state, std::vector<float>& logits) const {
+                        TokenState& state, std::vector<float>& logits, AttentionMass* mass) const {
   const ModelConfig& c = config_;
   if (token < 0 || token >= c.vocab_size) throw DecodeError(fmt::format("token id {} is outside the vocabulary", token));
   const int64_t d = c.d_model, hd = c.head_dim, H = c.num_heads, KV = c.num_kv_heads;
@@ -212,6 +212,15 @@ void LlamaModel::decode(int32_t token, int64_t pos, std::span<const KvPage> page
   state.key.resize(c.num_layers * kv_dim);
   state.query.resize(c.num_layers * q_dim);
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  const auto num_pages = static_cast<int64_t>(pages.size());
+  // Per KV head (each written by one thread): mass of its query heads per page, then on itself.
+  std::vector<float> group_mass(mass != nullptr ? static_cast<size_t>(KV * (num_pages + 1)) : 0);
+  if (mass != nullptr) {
+    mass->num_layers = c.num_layers;
+    mass->num_pages = static_cast<int32_t>(num_pages);
+    mass->pages.assign(static_cast<size_t>(c.num_layers * num_pages), 0.0f);
+    mass->self.assign(static_cast<size_t>(c.num_layers), 0.0f);
+  }
   for (int32_t l = 0; l < c.num_layers; ++l) {
     const Layer& L = layers_[l];
     float* q = state.query.data() + l * q_dim;
@@ -252,8 +261,28 @@ void LlamaModel::decode(int32_t token, int64_t pos, std::span<const KvPage> page
           j += p.num_tokens;
         }
         for (int64_t r = 0; r < group; ++r) axpy(s[r * context + j], v + g * hd, o + r * hd, hd);
+        if (!group_mass.empty()) {
+          float* out = group_mass.data() + g * (num_pages + 1);
+          std::fill(out, out + num_pages + 1, 0.0f);
+          for (int64_t r = 0; r < group; ++r) {
+            const float* row = s.data() + r * context;
+            int64_t t = 0;
+            for (int64_t i = 0; i < num_pages; ++i) {
+              for (const int64_t end = t + pages[i].num_tokens; t < end; ++t) out[i] += row[t];
+            }
+            out[num_pages] += row[t];
+          }
+        }
       }
     });
+    if (mass != nullptr) {
+      float* layer_pages = mass->pages.data() + l * num_pages;
+      for (int64_t g = 0; g < KV; ++g) {
+        const float* in = group_mass.data() + g * (num_pages + 1);
+        for (int64_t i = 0; i < num_pages; ++i) layer_pages[i] += in[i];
+        mass->self[l] += in[num_pages];
+      }
+    }
     matmul(pool_, att.data(), 1, q_dim, L.wo.data(), d, tmp.data());
     for (int64_t i = 0; i < d; ++i) x[i] += tmp[i];
     rms_norm(x.data(), L.ffn_norm.data(), d, c.rms_eps, h.data());

@@ -38,6 +38,21 @@ struct KvPage {
   int32_t num_tokens = 0;
 };
 
+/// Where one decode step's attention went, summed over the query heads of each layer: per layer,
+/// the probability mass on each page given to LlamaModel::decode (in that order) and on the token
+/// itself. Each layer's entries add up to num_heads.
+struct AttentionMass {
+  int32_t num_layers = 0;
+  int32_t num_pages = 0;
+  std::vector<float> pages;  ///< [num_layers][num_pages]
+  std::vector<float> self;   ///< [num_layers]
+
+  /// Mass of layer `layer` on the i-th page given to decode.
+  float page(int32_t layer, int32_t i) const {
+    return pages[static_cast<size_t>(layer) * static_cast<size_t>(num_pages) + static_cast<size_t>(i)];
+  }
+};
+
 /// What one token's forward pass produces besides its logits.
 struct TokenState {
   std::vector<float> kv;     ///< [num_layers][kv_floats]: K (after rope) and V of this token
@@ -66,9 +81,9 @@ class LlamaModel {
                const std::function<void(int, int)>& progress = {}) const;
 
   /// One token at position `pos` attending to the tokens of `pages` (in the order given) and to
-  /// itself. Fills `state` and `logits` (vocab_size floats).
+  /// itself. Fills `state` and `logits` (vocab_size floats), and `mass` when it is given.
   void decode(int32_t token, int64_t pos, std::span<const KvPage> pages, int64_t page_tokens,
-              TokenState& state, std::vector<float>& logits) const;
+              TokenState& state, std::vector<float>& logits, AttentionMass* mass = nullptr) const;
 
  private:
   struct Layer {

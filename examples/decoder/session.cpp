@@ -21,9 +21,11 @@ void check(lsa::Status s, const char* what) {
 template <class Scorer>
 class CacheSession final : public Session {
  public:
-  CacheSession(const LlamaModel& model, const lsa::CacheConfig& config, bool current_query)
+  CacheSession(const LlamaModel& model, const lsa::CacheConfig& config, const CacheOptions& options)
       : model_(model),
-        current_query_(current_query),
+        current_query_(options.current_query),
+        record_(options.record_attention),
+        oracle_(options.oracle),
         cache_(config),
         view_(1, config.policy.kmax_pages, static_cast<int32_t>(config.max_tokens / config.page_tokens() + 1)),
         where_(static_cast<size_t>(config.page_tokens())) {
@@ -63,13 +65,16 @@ class CacheSession final : public Session {
                         reinterpret_cast<const std::byte*>(state_.kv.data())),
           "append (decode)");
     last_query_ = state_.query;
+    ++steps_;
     return logits_;
   }
 
   int64_t length() const override { return cache_.length(kId); }
+  int64_t steps() const override { return steps_; }
+  std::span<const int32_t> view_pages() const override { return view_pages_; }
+  const AttentionMass& last_attention() const override { return attention_; }
   lsa::Stats stats() const override { return cache_.stats(); }
   const lsa::CacheConfig& cache_config() const override { return cache_.config(); }
-  int64_t pages_in_last_view() const override { return static_cast<int64_t>(pages_.size()); }
 
  private:
   // One step (refreshing with `query` when due) and the model's decode over the view's pages.
@@ -77,6 +82,7 @@ class CacheSession final : public Session {
     const lsa::SeqId batch[1] = {kId};
     std::array<lsa::Query, 1> queries{lsa::Query{query, {}}};
     const bool due = cache_.refresh_due(kId);
+    if (due && oracle_ != nullptr) queries[0].weights = oracle_chunk_scores();
     check(cache_.step(batch, due ? std::span<const lsa::Query>(queries) : std::span<const lsa::Query>{},
                       view_.buffers()),
           "step");
@@ -88,14 +94,39 @@ class CacheSession final : public Session {
       pages_.push_back({reinterpret_cast<const float*>(cache_.store().slot_data(view_.indices[i])),
                         tail ? view_.last_page_len[0] : static_cast<int32_t>(page_tokens)});
     }
+    // The view lists the resident set's slots in logical page order (sync recall: no set in
+    // flight), so page i of the view is resident_pages()[i].
+    const std::span<const int32_t> resident = cache_.resident_pages(kId);
+    if (resident.size() != pages_.size()) {
+      throw DecodeError(fmt::format("lsa view lists {} pages but the resident set has {}",
+                                    pages_.size(), resident.size()));
+    }
+    view_pages_.assign(resident.begin(), resident.end());
     const int64_t pos = cache_.length(kId);
-    model_.decode(token, pos, pages_, page_tokens, state_, logits_);
+    model_.decode(token, pos, pages_, page_tokens, state_, logits_, record_ ? &attention_ : nullptr);
+  }
+
+  // The oracle's query weights: the future mass of each page, spread over its chunks.
+  std::span<const float> oracle_chunk_scores() {
+    const lsa::CacheConfig& c = cache_.config();
+    const int64_t tokens = cache_.length(kId);
+    page_mass_.assign(static_cast<size_t>((tokens + c.page_tokens() - 1) / c.page_tokens()), 0.0f);
+    oracle_->add_page_mass(steps_, c.policy.interval, page_mass_);
+    chunk_scores_from_page_mass(page_mass_, c.page_chunks, (tokens + c.chunk_tokens - 1) / c.chunk_tokens,
+                                chunk_scores_);
+    return chunk_scores_;
   }
 
   static constexpr lsa::SeqId kId = 1;
   const LlamaModel& model_;
   const bool current_query_;
+  const bool record_;
+  const std::shared_ptr<const FutureAttention> oracle_;
   std::vector<float> current_;
+  std::vector<float> page_mass_, chunk_scores_;  // oracle refresh scratch
+  int64_t steps_ = 0;
+  std::vector<int32_t> view_pages_;
+  AttentionMass attention_;
   lsa::SparseKVCache<lsa::Chunker, Scorer> cache_;
   lsa::ViewStorage view_;
   std::vector<lsa::TokenSlot> where_;
@@ -178,18 +209,22 @@ lsa::CacheConfig make_cache_config(const ModelConfig& m, const CacheOptions& o) 
 
 std::unique_ptr<Session> make_session(const LlamaModel& model, const CacheOptions& options) {
   const lsa::CacheConfig config = make_cache_config(model.config(), options);
-  const bool current = options.current_query;
+  if ((options.scorer == ScorerKind::kOracle) != (options.oracle != nullptr)) {
+    throw DecodeError("the oracle scorer needs the reference run's attention, and only it reads it");
+  }
   switch (options.scorer) {
     case ScorerKind::kCentroid:
-      return std::make_unique<CacheSession<lsa::CentroidScorer>>(model, config, current);
+      return std::make_unique<CacheSession<lsa::CentroidScorer>>(model, config, options);
     case ScorerKind::kRandom:
-      return std::make_unique<CacheSession<RandomScorer>>(model, config, current);
+      return std::make_unique<CacheSession<RandomScorer>>(model, config, options);
     case ScorerKind::kRecency:
-      return std::make_unique<CacheSession<RecencyScorer>>(model, config, current);
+      return std::make_unique<CacheSession<RecencyScorer>>(model, config, options);
+    case ScorerKind::kOracle:
+      return std::make_unique<CacheSession<OracleScorer>>(model, config, options);
     case ScorerKind::kBound:
       break;
   }
-  return std::make_unique<CacheSession<lsa::BoundScorer>>(model, config, current);
+  return std::make_unique<CacheSession<lsa::BoundScorer>>(model, config, options);
 }
 
 }  // namespace lsa_decode

@@ -11,12 +11,14 @@
 #include <lsa/lsa.hpp>
 
 #include "model.hpp"
+#include "oracle_scorer.hpp"
 
 namespace lsa_decode {
 
 /// Which lsa scorer ranks chunks: a query-aware one summarizing the model's keys (bound,
-/// centroid), or a baseline (random draws, recency) from random_scorer.hpp / recency_scorer.hpp.
-enum class ScorerKind { kBound, kCentroid, kRandom, kRecency };
+/// centroid), a baseline (random draws, recency) from random_scorer.hpp / recency_scorer.hpp, or
+/// the oracle (oracle_scorer.hpp), which is told the reference run's future attention.
+enum class ScorerKind { kBound, kCentroid, kRandom, kRecency, kOracle };
 
 /// How the KV cache of a session is configured.
 struct CacheOptions {
@@ -34,9 +36,15 @@ struct CacheOptions {
   /// the previous step's pages computes this token's queries, the refresh scores with them, and a
   /// second pass attends to the new pages. Twice the decode work; default: the previous token's.
   bool current_query = false;
+  /// kOracle: the reference run's attention; a refresh at decode step k scores each chunk with
+  /// the mass of steps [k, k + interval) on its page (shared by the page's chunks).
+  std::shared_ptr<const FutureAttention> oracle;
+  /// Each decode step records where its attention went (Session::last_attention).
+  bool record_attention = false;
 };
 
-/// Parses "bound" / "centroid" / "random" / "recency"; throws DecodeError naming the value otherwise.
+/// Parses "bound" / "centroid" / "random" / "recency" (the oracle needs a reference run, so it is
+/// not a command-line scorer); throws DecodeError naming the value otherwise.
 ScorerKind parse_scorer(const std::string& name);
 
 /// The lsa configuration these options give for `model` (kmax, slots, scorer shapes).
@@ -54,10 +62,15 @@ class Session {
   virtual const std::vector<float>& decode(int32_t token) = 0;
 
   virtual int64_t length() const = 0;
+  /// decode() calls so far.
+  virtual int64_t steps() const = 0;
+  /// Logical pages the last decode step attended to, ascending (its own token aside).
+  virtual std::span<const int32_t> view_pages() const = 0;
+  /// Where the last decode step's attention went; page i is view_pages()[i]. Empty unless the
+  /// session records attention (CacheOptions::record_attention).
+  virtual const AttentionMass& last_attention() const = 0;
   virtual lsa::Stats stats() const = 0;
   virtual const lsa::CacheConfig& cache_config() const = 0;
-  /// Pages the last decode step attended to.
-  virtual int64_t pages_in_last_view() const = 0;
 };
 
 /// A session on `model` (which must outlive it).

@@ -39,16 +39,15 @@ namespace {
 struct Options {
   std::string model = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
   std::string text;
-  std::vector<TaskKind> tasks = {TaskKind::kPasskey, TaskKind::kSingleNeedle, TaskKind::kMultiKey};
-  std::vector<int64_t> lengths = {2048, 4096, 8192};
+  std::vector<TaskKind> tasks = {TaskKind::kSingleNeedle, TaskKind::kMultiKey};
+  std::vector<int64_t> lengths = {4096, 8192};
   std::vector<double> depths = {0.1, 0.3, 0.5, 0.7, 0.9};
-  int32_t samples = 1;
+  int32_t samples = 15;
   int32_t keys = 4;
-  std::vector<MethodKind> methods = {MethodKind::kDense, MethodKind::kLsa, MethodKind::kQuest,
-                                     MethodKind::kRecency, MethodKind::kRandom};
+  std::vector<MethodSpec> methods = {{MethodKind::kDense, 1},  {MethodKind::kOracle, 1},
+                                     {MethodKind::kOracle, 64}, {MethodKind::kLsa, 1},
+                                     {MethodKind::kLsa, 64},    {MethodKind::kRecency, 1}};
   std::vector<double> budgets = {0.10, 0.15};
-  std::vector<int32_t> intervals = {1, 8, 64};
-  int32_t random_interval = 64;
   std::vector<Setting> settings = {Setting::kPrompt, Setting::kQuestion};
   int32_t max_new = 12;
   int64_t ppl_prefix = 2048;
@@ -93,20 +92,20 @@ void print_help() {
       "  --text PATH            the haystack and perplexity text, one passage per line; Genesis:\n"
       "                         bash scripts/genesis.sh > results/genesis.txt (required)\n"
       "  -m, --model PATH       GGUF model (default models/SmolLM2-135M-Instruct.Q4_1.gguf)\n"
-      "  --tasks LIST           passkey,single,multikey (default: all three)\n"
-      "  --lengths LIST         context lengths in tokens, prompt + answer (default "
-      "2048,4096,8192)\n"
+      "  --tasks LIST           passkey,single,multikey (default single,multikey)\n"
+      "  --lengths LIST         context lengths in tokens, prompt + answer (default 4096,8192)\n"
       "  --depths LIST          needle depths, fractions of the haystack (default "
       "0.1,0.3,0.5,0.7,0.9);\n"
       "                         consecutive samples of the run take consecutive depths\n"
-      "  --samples N            samples per (task, length) (default 1; 0: perplexity only)\n"
+      "  --samples N            samples per (task, length) (default 15; 0: perplexity only)\n"
       "  --keys N               multikey: needles, the asked one included (default 4)\n"
-      "  --methods LIST         dense,lsa,quest,recency,random (default: all)\n"
+      "  --methods LIST         dense, quest, recency, random, and with a refresh interval N:\n"
+      "                         lsa-iN (bound scorer), oracle-iN (the dense run's next N steps),\n"
+      "                         random-iN (default dense,oracle-i1,oracle-i64,lsa-i1,lsa-i64,\n"
+      "                         recency)\n"
       "  --budgets LIST         resident pages as fractions of the context's pages, sink and "
       "recent\n"
       "                         included (default 0.10,0.15)\n"
-      "  --intervals LIST       lsa refresh intervals in decode steps (default 1,8,64)\n"
-      "  --random-interval N    steps between the random method's redraws (default 64)\n"
       "  --settings LIST        prompt (question prefilled), question (question decoded) (default "
       "both)\n"
       "  --max-new N            answer tokens generated at most (default 12)\n"
@@ -151,20 +150,14 @@ Options parse(int argc, char** argv) {
     } else if (a == "--keys") {
       o.keys = static_cast<int32_t>(parse_int(a, args.value(), 2, 40));
     } else if (a == "--methods") {
-      o.methods = parse_list<MethodKind>(a, args.value(),
-                                         [](const std::string& s) { return parse_method_kind(s); });
+      o.methods = parse_list<MethodSpec>(a, args.value(),
+                                         [](const std::string& s) { return parse_method(s); });
     } else if (a == "--budgets") {
       o.budgets = parse_list<double>(a, args.value(), [&](const std::string& s) {
         const double b = parse_fraction(a, s);
         if (b <= 0.0) usage_error(fmt::format("{} must be > 0 (got '{}')", a, s));
         return b;
       });
-    } else if (a == "--intervals") {
-      o.intervals = parse_list<int32_t>(a, args.value(), [&](const std::string& s) {
-        return static_cast<int32_t>(parse_int(a, s, 1, 1 << 20));
-      });
-    } else if (a == "--random-interval") {
-      o.random_interval = static_cast<int32_t>(parse_int(a, args.value(), 1, 1 << 20));
     } else if (a == "--settings") {
       o.settings =
           parse_list<Setting>(a, args.value(), [](const std::string& s) { return parse_setting(s); });
@@ -242,8 +235,7 @@ int run(int argc, char** argv) {
                "lsa-eval: warning: length {} exceeds the model's trained context ({} tokens)\n",
                longest, model.config().context_length);
   }
-  const std::vector<Method> methods =
-      method_grid(o.methods, o.budgets, o.intervals, o.random_interval);
+  const std::vector<Method> methods = method_grid(o.methods, o.budgets);
   fmt::print(stderr, "lsa-eval: {} threads; text '{}' ({} lines, {} tokens); {} methods: {}\n",
              threads, o.text, haystack.num_pieces(), haystack.num_tokens(), methods.size(),
              join(methods, [](const Method& m) { return m.label(); }));
@@ -321,16 +313,13 @@ int run(int argc, char** argv) {
                    o.max_new, o.shape.chunk_tokens, o.shape.page_chunks, o.shape.sink_chunks,
                    o.shape.recent_chunks)},
       {"methods",
-       "`dense` all pages; `lsa-iN` bound (Quest min/max) scorer refreshed every N steps with the "
-       "previous "
-       "token's query (lsa's lookahead: selection runs before the step, off the decode path); "
-       "`quest` bound "
-       "scorer every step with the current token's query (a first decode pass over the previous "
-       "pages "
-       "computes it; one page set for all layers, not per layer/head as in Quest); `recency` sink "
-       "+ most "
-       "recent pages; `random` sink + recent + random pages redrawn every " +
-           fmt::format("{} steps", o.random_interval)},
+       "`dense` all pages (the reference; its run records each step's attention); `oracle-iN` "
+       "the pages the dense run's next N steps attend to most (all layers and heads), chosen every "
+       "N steps: the ceiling of any N-step lookahead at the budget; `lsa-iN` bound (Quest min/max) "
+       "scorer refreshed every N steps with the previous token's query (selection before the "
+       "step, off the decode path); `quest` bound scorer every step with the current token's "
+       "query (two decode passes); `recency` sink + most recent pages; `random-iN` sink + recent "
+       "+ random pages redrawn every N steps (`random`: every 64)"},
       {"machine",
        fmt::format("{} threads (decode tokens/s are side by side in this run)", threads)},
   };

@@ -28,6 +28,7 @@
 #include "random_scorer.hpp"
 #include "recency_scorer.hpp"
 #include "session.hpp"
+#include "support/small_cache.hpp"
 #include "tokenizer.hpp"
 
 #ifndef LSA_MODELS_DIR
@@ -44,59 +45,18 @@ using ld::Method;
 using ld::MethodKind;
 using ld::Setting;
 
-// A small lsa cache over a baseline scorer with synthetic keys: the resident pages at the last of
-// `steps` decode steps (each step appends one token after it).
+double mean(const std::vector<float>& v) {
+  double sum = 0.0;
+  for (const float x : v) sum += x;
+  return sum / static_cast<double>(v.size());
+}
+
+// The resident pages at the last of `steps` decode steps of a small cache over `Scorer`.
 template <class Scorer>
 std::vector<int32_t> resident_after(int64_t tokens, int32_t kmax, int32_t interval, int64_t steps) {
-  lsa::CacheConfig c;
-  c.num_layers = 2;
-  c.bytes_per_token_per_layer = 8;
-  c.chunk_tokens = 4;
-  c.page_chunks = 1;
-  c.max_sequences = 1;
-  c.max_tokens = tokens + steps;
-  c.recall_mode = lsa::RecallMode::kSync;
-  c.num_slots = kmax;
-  c.policy.interval = interval;
-  c.policy.spread_phase = false;
-  c.policy.sink_chunks = 1;
-  c.policy.recent_chunks = 1;
-  c.policy.kmax_pages = kmax;
-  c.policy.selection = lsa::Selection::kTopK;
-  c.policy.top_k_chunks = kmax;
-  c.policy.page_score = lsa::PageScore::kScoreMass;
-  c.scorer.num_layers = 2;
-  c.scorer.num_heads = 2;
-  c.scorer.num_key_heads = 1;
-  c.scorer.head_dim = 4;
-  c.scorer.key_format = lsa::KeyFormat::kF32;
-  lsa::SparseKVCache<lsa::Chunker, Scorer> cache(c);
-  REQUIRE(lsa::ok(cache.add(1)));
-  std::vector<float> keys(static_cast<size_t>(tokens * 8));
-  for (size_t i = 0; i < keys.size(); ++i)
-    keys[i] = static_cast<float>((i * 7919) % 101) / 50.0f - 1.0f;
-  std::vector<lsa::TokenSlot> where(4);
-  const std::vector<std::byte> kv(4 * 16);
-  for (int64_t t = 0; t < tokens;
-       t += 4) {  // page by page, as a prefill goes (a page needs a slot)
-    REQUIRE(lsa::ok(cache.append(1, 4, {reinterpret_cast<const std::byte*>(keys.data() + t * 8), 4},
-                                 where, kv.data())));
-  }
-  lsa::ViewStorage view(1, kmax, static_cast<int32_t>(c.max_tokens / 4 + 1));
-  const std::vector<float> q(16, 0.5f);
-  const lsa::SeqId batch[1] = {1};
+  eval_test::SmallCache<Scorer> cache(tokens, kmax, interval, steps);
   std::vector<int32_t> listed;
-  for (int64_t s = 0; s < steps; ++s) {
-    const lsa::Query query{q, {}};
-    const bool due = cache.refresh_due(1);
-    REQUIRE(lsa::ok(cache.step(
-        batch, due ? std::span<const lsa::Query>(&query, 1) : std::span<const lsa::Query>{},
-        view.buffers())));
-    const auto r = cache.resident_pages(1);
-    listed.assign(r.begin(), r.end());
-    REQUIRE(lsa::ok(cache.append(1, 1, {reinterpret_cast<const std::byte*>(keys.data()), 1}, where,
-                                 kv.data())));
-  }
+  for (int64_t s = 0; s < steps; ++s) listed = cache.step();
   return listed;
 }
 
@@ -173,19 +133,29 @@ TEST_CASE("eval: metrics", "[decoder][eval]") {
 }
 
 TEST_CASE("eval: method grid, names and session options", "[decoder][eval]") {
-  const std::vector<MethodKind> kinds = {MethodKind::kDense, MethodKind::kLsa, MethodKind::kQuest,
-                                         MethodKind::kRecency, MethodKind::kRandom};
+  const std::vector<ld::MethodSpec> specs = {
+      ld::parse_method("dense"),     ld::parse_method("oracle-i64"), ld::parse_method("lsa-i1"),
+      ld::parse_method("lsa-i8"),    ld::parse_method("lsa-i64"),    ld::parse_method("quest"),
+      ld::parse_method("recency"),   ld::parse_method("random")};
   const std::vector<double> budgets = {0.15, 0.10};
-  const std::vector<int32_t> intervals = {1, 8, 64};
-  const std::vector<Method> grid = ld::method_grid(kinds, budgets, intervals);
-  REQUIRE(grid.size() == 13);
+  const std::vector<Method> grid = ld::method_grid(specs, budgets);
+  REQUIRE(grid.size() == 15);
   CHECK(grid[0].label() == "dense");
-  CHECK(grid[1].label() == "lsa-i1@10%");
-  CHECK(grid[3].label() == "lsa-i64@10%");
-  CHECK(grid[7].label() == "lsa-i1@15%");
-  CHECK(ld::parse_method_kind("quest") == MethodKind::kQuest);
-  CHECK_THROWS_AS(ld::parse_method_kind("bogus"), ld::DecodeError);
-  CHECK_THROWS_AS(ld::method_grid(kinds, std::vector<double>{1.5}, intervals), ld::DecodeError);
+  CHECK(grid[1].label() == "oracle-i64@10%");
+  CHECK(grid[2].label() == "lsa-i1@10%");
+  CHECK(grid[4].label() == "lsa-i64@10%");
+  CHECK(grid[7].label() == "random@10%");
+  CHECK(grid[7].interval == 64);
+  CHECK(grid[8].label() == "oracle-i64@15%");
+  CHECK(ld::parse_method("quest") == ld::MethodSpec{MethodKind::kQuest, 1});
+  CHECK(ld::parse_method("random-i8") == ld::MethodSpec{MethodKind::kRandom, 8});
+  CHECK(Method{MethodKind::kRandom, 0.1, 8}.name() == "random-i8");
+  for (const char* bad : {"bogus", "lsa", "oracle", "quest-i4", "lsa-i0", "lsa-i", "lsa-i8x",
+                          "dense-i1", "lsa-i99999999999"}) {
+    CHECK_THROWS_AS(ld::parse_method(bad), ld::DecodeError);
+  }
+  CHECK_THROWS_AS(ld::method_grid(specs, std::vector<double>{1.5}), ld::DecodeError);
+  CHECK_THROWS_AS(ld::cache_options({MethodKind::kOracle, 0.1, 64}, 2048), ld::DecodeError);
 
   const ld::CacheOptions quest = ld::cache_options({MethodKind::kQuest, 0.1, 64}, 2048);
   CHECK(quest.current_query);
@@ -227,8 +197,10 @@ TEST_CASE("eval: smoke run on the real model (pass keys in Genesis)", "[decoder]
   const int64_t length = small ? 256 : 2048;
   const int32_t samples = small ? 1 : 2;
   const double budget = small ? 0.25 : 0.10;  // 256 tokens: 10% would be fewer pages than forced
-  const std::vector<Method> methods = {
-      {MethodKind::kDense, 1.0, 1}, {MethodKind::kLsa, budget, 8}, {MethodKind::kLsa, 1.0, 8}};
+  const std::vector<Method> methods = {{MethodKind::kDense, 1.0, 1},
+                                       {MethodKind::kLsa, budget, 8},
+                                       {MethodKind::kLsa, 1.0, 8},
+                                       {MethodKind::kOracle, budget, 8}};
   const std::vector<Setting> settings = {Setting::kPrompt, Setting::kQuestion};
   ld::EvalContext ctx{f->model, f->tokenizer};
   ctx.max_new = small ? 6 : 8;  // " 12345" is 6 tokens
@@ -258,6 +230,7 @@ TEST_CASE("eval: smoke run on the real model (pass keys in Genesis)", "[decoder]
       const ld::AnswerOutcome& dense = r.outcome.answers[s * methods.size()];
       const ld::AnswerOutcome& sparse = r.outcome.answers[s * methods.size() + 1];
       const ld::AnswerOutcome& full = r.outcome.answers[s * methods.size() + 2];
+      const ld::AnswerOutcome& oracle = r.outcome.answers[s * methods.size() + 3];
       INFO("sample " << i << " setting " << ld::setting_name(settings[s]) << ": expected "
                      << r.sample.answer << ", dense said '" << dense.text << "', lsa said '"
                      << sparse.text << "'");
@@ -282,6 +255,22 @@ TEST_CASE("eval: smoke run on the real model (pass keys in Genesis)", "[decoder]
       CHECK(sparse.compared_steps == static_cast<int64_t>(dense.tokens.size()) - (s == 0 ? 1 : 0));
       CHECK(std::isfinite(sparse.answer_logprob));
       CHECK(sparse.kl_sum >= 0.0);
+      // Coverage: one value per layer of every decode call fed the dense tokens; exactly one for
+      // dense and for the covering budget, a share for the sparse methods.
+      const auto layers = static_cast<size_t>(f->model.config().num_layers);
+      const size_t calls = dense.tokens.size() - 1 + (s == 0 ? 0 : r.sample.question.size());
+      for (const ld::AnswerOutcome* o : {&dense, &full, &sparse, &oracle}) {
+        CHECK(o->coverage.size() == calls * layers);
+      }
+      CHECK(std::all_of(dense.coverage.begin(), dense.coverage.end(), [](float c) { return c == 1.0f; }));
+      CHECK(std::all_of(full.coverage.begin(), full.coverage.end(), [](float c) { return c == 1.0f; }));
+      for (const ld::AnswerOutcome* o : {&sparse, &oracle}) {
+        CHECK(std::all_of(o->coverage.begin(), o->coverage.end(),
+                          [](float c) { return c > 0.0f && c <= 1.0f; }));
+      }
+      // The oracle knows the dense run's next steps: it covers more than the bound scorer.
+      CHECK(mean(oracle.coverage) > mean(sparse.coverage));
+      CHECK(oracle.resident_fraction == sparse.resident_fraction);
     }
     run.samples.push_back(std::move(r));
   }
@@ -293,7 +282,10 @@ TEST_CASE("eval: smoke run on the real model (pass keys in Genesis)", "[decoder]
   run.perplexity = ld::run_perplexity(ctx, text, prefix, continuation, methods);
   run.perplexity_tokens = continuation;
   const auto& ppl = run.perplexity->methods;
-  REQUIRE(ppl.size() == 3);
+  REQUIRE(ppl.size() == 4);
+  CHECK(ppl[0].coverage.size() == static_cast<size_t>(continuation * f->model.config().num_layers));
+  CHECK(mean(ppl[2].coverage) == 1.0);
+  CHECK(mean(ppl[3].coverage) > mean(ppl[1].coverage));
   CHECK(ppl[2].nll_sum == ppl[0].nll_sum);
   CHECK(ppl[2].kl_sum == 0.0);
   CHECK(ppl[1].kl_sum >= 0.0);

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -14,6 +15,7 @@ namespace lsa_decode {
 /// How a method picks the resident pages.
 enum class MethodKind {
   kDense,    ///< every page (the reference)
+  kOracle,   ///< the pages the dense run's next `interval` steps attend to most (OracleScorer)
   kLsa,      ///< bound (Quest min/max) scorer, refreshed every `interval` steps with the previous
              ///< token's query (what a lookahead cache can do off the decode path)
   kQuest,    ///< bound scorer every step with the current token's query (two decode passes)
@@ -21,29 +23,40 @@ enum class MethodKind {
   kRandom,   ///< sink + recent + random pages (RandomScorer, redrawn every `interval` steps)
 };
 
-/// "dense", "lsa", "quest", "recency", "random".
+/// "dense", "oracle", "lsa", "quest", "recency", "random".
 std::string_view method_kind_name(MethodKind kind);
-/// Parses a method_kind_name; throws DecodeError naming the value otherwise.
-MethodKind parse_method_kind(std::string_view name);
+/// True for the kinds whose refresh interval is a parameter (their names end in "-iN").
+bool has_interval(MethodKind kind);
+
+/// A method without its budget: a kind and, where it has one, a refresh interval.
+struct MethodSpec {
+  MethodKind kind = MethodKind::kDense;
+  int32_t interval = 1;  ///< decode steps between refreshes (1 for dense, quest, recency)
+  bool operator==(const MethodSpec&) const = default;
+};
+
+/// Parses "dense", "quest", "recency", "random" (every 64 steps) or "<kind>-i<N>" for kinds with
+/// an interval ("lsa-i64", "oracle-i1", "random-i8"); throws DecodeError naming the value
+/// otherwise.
+MethodSpec parse_method(std::string_view name);
 
 /// One method at one budget.
 struct Method {
   MethodKind kind = MethodKind::kDense;
   double budget =
       1.0;  ///< resident pages as a fraction of the context's pages (sink/recent included)
-  int32_t interval = 64;  ///< decode steps between refreshes (kLsa, kRandom)
+  int32_t interval = 64;  ///< decode steps between refreshes (kinds with has_interval)
 
-  /// Short name without the budget: "dense", "lsa-i8", "quest", "recency", "random".
+  /// Short name without the budget: "dense", "lsa-i8", "oracle-i64", "quest", "recency".
   std::string name() const;
   /// Name and budget: "lsa-i8@10%" ("dense" alone).
   std::string label() const;
   bool operator==(const Method&) const = default;
 };
 
-/// Every method to run: dense first (when listed), then for each budget (ascending) each kind in
-/// `kinds` order, kLsa once per interval.
-std::vector<Method> method_grid(std::span<const MethodKind> kinds, std::span<const double> budgets,
-                                std::span<const int32_t> intervals, int32_t random_interval = 64);
+/// Every method to run: dense first (when listed), then for each budget (ascending) each spec in
+/// the order given. Throws DecodeError on a budget outside (0, 1].
+std::vector<Method> method_grid(std::span<const MethodSpec> specs, std::span<const double> budgets);
 
 /// Chunking and the always-resident sink / recent chunks (they count against the budget).
 struct CacheShape {
@@ -54,6 +67,8 @@ struct CacheShape {
 };
 
 /// The session options of `method` for a context of `max_tokens` tokens (prompt + generated).
-CacheOptions cache_options(const Method& method, int64_t max_tokens, const CacheShape& shape = {});
+/// An oracle method needs `oracle`, the reference run's attention (others ignore it).
+CacheOptions cache_options(const Method& method, int64_t max_tokens, const CacheShape& shape = {},
+                           std::shared_ptr<const FutureAttention> oracle = nullptr);
 
 }  // namespace lsa_decode

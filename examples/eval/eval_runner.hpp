@@ -46,6 +46,7 @@ struct AnswerOutcome {
   std::string text;             ///< their text, special tokens left out
   bool correct = false;         ///< first_digits(text) == the expected answer
   bool same_as_dense = false;   ///< tokens equal the dense answer's
+  bool agrees_with_dense = false;  ///< first_digits(text) equals the dense answer's
   double answer_logprob = 0.0;  ///< sum of log p(dense answer token), teacher-forced
   int64_t answer_tokens = 0;    ///< tokens of the dense answer
   double kl_sum = 0.0;          ///< sum over compared steps of KL(dense || method), nats
@@ -55,6 +56,10 @@ struct AnswerOutcome {
   double resident_fraction = 1.0;  ///< Session::stats() after the answer
   int64_t decode_tokens = 0;       ///< session.decode calls (question, answer, teacher forcing)
   double decode_seconds = 0.0;     ///< their wall time
+  /// Per decode step fed the dense run's token (question and answer, greedy while it agrees,
+  /// then teacher-forced), per layer: the share of the dense step's attention mass on the
+  /// method's pages (AttentionTrace::coverage).
+  std::vector<float> coverage;
 };
 
 /// Everything run_sample measured.
@@ -64,8 +69,9 @@ struct SampleOutcome {
 };
 
 /// Prefills sample.context + sample.question once (dense), then per setting decodes the answer
-/// under the dense session (the reference) and under every method. `methods` may omit dense (the
-/// reference still runs; its outcome is then not returned).
+/// under the dense session (the reference, which records its attention for the oracles and the
+/// coverage) and under every method. `methods` may omit dense (the reference still runs; its
+/// outcome is then not returned).
 SampleOutcome run_sample(const EvalContext& context, const TaskSample& sample,
                          std::span<const Method> methods, std::span<const Setting> settings);
 
@@ -79,6 +85,7 @@ struct PerplexityOutcome {
   double resident_fraction = 1.0;
   int64_t decode_tokens = 0;
   double decode_seconds = 0.0;
+  std::vector<float> coverage;  ///< per step and layer, as AnswerOutcome::coverage
 };
 
 /// Everything run_perplexity measured.
