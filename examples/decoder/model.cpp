@@ -104,9 +104,23 @@ void LlamaModel::output_logits(const float* x, float* logits) const {
   matmul(pool_, h.data(), 1, config_.d_model, w, config_.vocab_size, logits);
 }
 
+void LlamaModel::check_taps(const ForwardTaps* taps) const {
+  if (taps == nullptr) return;
+  for (const int32_t l : taps->hidden_layers) {
+    if (l < 0 || l > config_.num_layers) {
+      throw DecodeError(fmt::format("hidden-state tap at layer {} is outside [0, {}]", l,
+                                    config_.num_layers));
+    }
+  }
+  if (taps->chunk_tokens < 0 || (taps->chunk_tokens > 0 && !taps->on_chunk_mass)) {
+    throw DecodeError(fmt::format("chunk attention taps need chunk tokens >= 1 and a callback (got {})",
+                                  taps->chunk_tokens));
+  }
+}
+
 void LlamaModel::prefill(std::span<const int32_t> tokens, std::vector<TokenState>& states,
                          std::span<const int64_t> logit_positions, const LogitsFn& on_logits,
-                         const std::function<void(int, int)>& progress) const {
+                         const std::function<void(int, int)>& progress, const ForwardTaps* taps) const {
   const ModelConfig& c = config_;
   const auto n = static_cast<int64_t>(tokens.size());
   const int64_t d = c.d_model, hd = c.head_dim, H = c.num_heads, KV = c.num_kv_heads;
@@ -117,6 +131,23 @@ void LlamaModel::prefill(std::span<const int32_t> tokens, std::vector<TokenState
   for (int64_t p : logit_positions) {
     if (p < 0 || p >= n) throw DecodeError(fmt::format("logit position {} is outside [0, {})", p, n));
   }
+  check_taps(taps);
+  const std::span<const int32_t> hidden_layers =
+      taps != nullptr ? std::span<const int32_t>(taps->hidden_layers) : std::span<const int32_t>{};
+  const int64_t num_taps = static_cast<int64_t>(hidden_layers.size());
+  // Hidden states entering block l (l == num_layers: after the last block) into every tap of l.
+  auto tap_hidden = [&](const float* xs, int32_t l) {
+    for (int64_t t = 0; t < num_taps; ++t) {
+      if (hidden_layers[t] != l) continue;
+      for (int64_t i = 0; i < n; ++i) std::copy_n(xs + i * d, d, states[i].hidden.data() + t * d);
+    }
+  };
+  // Chunk attention: per query head of the current KV group, [n][num_chunks] mass (each head is
+  // written by one job at a time), summed into `chunk_mass` after the layer.
+  const int64_t chunk_tokens = taps != nullptr ? taps->chunk_tokens : 0;
+  const int64_t num_chunks = chunk_tokens > 0 ? (n + chunk_tokens - 1) / chunk_tokens : 0;
+  std::vector<float> head_chunk_mass(static_cast<size_t>(H / KV * n * num_chunks));
+  std::vector<float> chunk_mass(static_cast<size_t>(n * num_chunks));
   std::vector<float> x(n * d), h(n * d), q(n * q_dim), k(n * kv_dim), v(n * kv_dim), att(n * q_dim);
   std::vector<float> tmp(n * d), gate(n * c.ffn_dim), up(n * c.ffn_dim);
   for (int64_t i = 0; i < n; ++i) {
@@ -127,12 +158,15 @@ void LlamaModel::prefill(std::span<const int32_t> tokens, std::vector<TokenState
     s.kv.resize(c.num_layers * c.kv_floats());
     s.key.resize(c.num_layers * kv_dim);
     s.query.resize(c.num_layers * q_dim);
+    s.hidden.resize(static_cast<size_t>(num_taps * d));
   }
   constexpr int64_t kBlock = 64;  // queries per attention block
   std::vector<float> kt(hd * n), vh(n * hd);  // one KV head: K transposed, V
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   for (int32_t l = 0; l < c.num_layers; ++l) {
     const Layer& L = layers_[l];
+    tap_hidden(x.data(), l);
+    std::fill(chunk_mass.begin(), chunk_mass.end(), 0.0f);
     for (int64_t i = 0; i < n; ++i) rms_norm(x.data() + i * d, L.attn_norm.data(), d, c.rms_eps, h.data() + i * d);
     matmul(pool_, h.data(), n, d, L.wq.data(), q_dim, q.data());
     matmul(pool_, h.data(), n, d, L.wk.data(), kv_dim, k.data());
@@ -167,11 +201,20 @@ void LlamaModel::prefill(std::span<const int32_t> tokens, std::vector<TokenState
             for (int64_t j = 0; j < valid; ++j) row[j] *= scale;
             softmax(row, valid);
             std::fill(row + valid, row + keys, 0.0f);
+            if (num_chunks > 0) {
+              float* out = head_chunk_mass.data() + ((job / blocks) * n + i0 + r) * num_chunks;
+              for (int64_t j = 0; j < valid; ++j) out[j / chunk_tokens] += row[j];
+            }
           }
           matmul_nn(scores.data(), rows, keys, keys, vh.data(), hd, hd, att.data() + i0 * q_dim + hh * hd, q_dim);
         }
       });
+      for (size_t at = 0; at < head_chunk_mass.size(); at += chunk_mass.size()) {
+        for (size_t i = 0; i < chunk_mass.size(); ++i) chunk_mass[i] += head_chunk_mass[at + i];
+      }
+      std::fill(head_chunk_mass.begin(), head_chunk_mass.end(), 0.0f);
     }
+    if (num_chunks > 0) taps->on_chunk_mass(l, chunk_mass, num_chunks);
     matmul(pool_, att.data(), n, q_dim, L.wo.data(), d, tmp.data());
     for (int64_t i = 0; i < n * d; ++i) x[i] += tmp[i];
     for (int64_t i = 0; i < n; ++i) rms_norm(x.data() + i * d, L.ffn_norm.data(), d, c.rms_eps, h.data() + i * d);
@@ -182,6 +225,7 @@ void LlamaModel::prefill(std::span<const int32_t> tokens, std::vector<TokenState
     for (int64_t i = 0; i < n * d; ++i) x[i] += tmp[i];
     if (progress) progress(l + 1, c.num_layers);
   }
+  tap_hidden(x.data(), c.num_layers);
   // Output projection in blocks of positions: one matrix product per block.
   constexpr int64_t kLogitRows = 32;
   const float* w = output_.empty() ? token_embd_.data() : output_.data();
@@ -199,7 +243,8 @@ void LlamaModel::prefill(std::span<const int32_t> tokens, std::vector<TokenState
 }
 
 void LlamaModel::decode(int32_t token, int64_t pos, std::span<const KvPage> pages, int64_t page_tokens,
-                        TokenState& state, std::vector<float>& logits, AttentionMass* mass) const {
+                        TokenState& state, std::vector<float>& logits, AttentionMass* mass,
+                        const ForwardTaps* taps) const {
   const ModelConfig& c = config_;
   if (token < 0 || token >= c.vocab_size) throw DecodeError(fmt::format("token id {} is outside the vocabulary", token));
   const int64_t d = c.d_model, hd = c.head_dim, H = c.num_heads, KV = c.num_kv_heads;
@@ -211,6 +256,15 @@ void LlamaModel::decode(int32_t token, int64_t pos, std::span<const KvPage> page
   state.kv.resize(c.num_layers * kvf);
   state.key.resize(c.num_layers * kv_dim);
   state.query.resize(c.num_layers * q_dim);
+  check_taps(taps);
+  const std::span<const int32_t> hidden_layers =
+      taps != nullptr ? std::span<const int32_t>(taps->hidden_layers) : std::span<const int32_t>{};
+  state.hidden.resize(hidden_layers.size() * static_cast<size_t>(d));
+  auto tap_hidden = [&](int32_t l) {
+    for (size_t t = 0; t < hidden_layers.size(); ++t) {
+      if (hidden_layers[t] == l) std::copy_n(x.data(), d, state.hidden.data() + t * d);
+    }
+  };
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   const auto num_pages = static_cast<int64_t>(pages.size());
   // Per KV head (each written by one thread): mass of its query heads per page, then on itself.
@@ -223,6 +277,7 @@ void LlamaModel::decode(int32_t token, int64_t pos, std::span<const KvPage> page
   }
   for (int32_t l = 0; l < c.num_layers; ++l) {
     const Layer& L = layers_[l];
+    tap_hidden(l);
     float* q = state.query.data() + l * q_dim;
     float* k = state.kv.data() + l * kvf;
     float* v = k + kv_dim;
@@ -292,6 +347,7 @@ void LlamaModel::decode(int32_t token, int64_t pos, std::span<const KvPage> page
     matmul(pool_, gate.data(), 1, c.ffn_dim, L.w_down.data(), d, tmp.data());
     for (int64_t i = 0; i < d; ++i) x[i] += tmp[i];
   }
+  tap_hidden(c.num_layers);
   logits.resize(static_cast<size_t>(c.vocab_size));
   output_logits(x.data(), logits.data());
 }

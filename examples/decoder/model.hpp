@@ -58,6 +58,21 @@ struct TokenState {
   std::vector<float> kv;     ///< [num_layers][kv_floats]: K (after rope) and V of this token
   std::vector<float> key;    ///< [num_layers][kv_heads][head_dim]: K, the index key lsa summarizes
   std::vector<float> query;  ///< [num_layers][num_heads][head_dim]: Q after rope, the index query
+  std::vector<float> hidden;  ///< [taps][d_model]: ForwardTaps::hidden_layers (empty without)
+};
+
+/// Optional extra outputs of a forward pass: the features a learned indexer reads and, in a
+/// prefill, the attention its training labels come from.
+struct ForwardTaps {
+  /// TokenState::hidden gets, per listed layer l (0 <= l <= num_layers, in list order), the
+  /// residual stream entering block l; l = num_layers is the stream after the last block.
+  std::vector<int32_t> hidden_layers;
+  /// Prefill only: when > 0, on_chunk_mass is called after each layer's attention with
+  /// mass[i * num_chunks + c], the attention of position i on the keys of chunk c (chunk_tokens
+  /// tokens each, the last one partial) summed over the layer's heads; chunks past i hold 0.
+  int32_t chunk_tokens = 0;
+  std::function<void(int32_t layer, std::span<const float> mass, int64_t num_chunks)>
+      on_chunk_mass;
 };
 
 class LlamaModel {
@@ -78,18 +93,23 @@ class LlamaModel {
   /// `progress(layers_done, num_layers)` is called after each layer when given.
   void prefill(std::span<const int32_t> tokens, std::vector<TokenState>& states,
                std::span<const int64_t> logit_positions, const LogitsFn& on_logits,
-               const std::function<void(int, int)>& progress = {}) const;
+               const std::function<void(int, int)>& progress = {},
+               const ForwardTaps* taps = nullptr) const;
 
   /// One token at position `pos` attending to the tokens of `pages` (in the order given) and to
-  /// itself. Fills `state` and `logits` (vocab_size floats), and `mass` when it is given.
+  /// itself. Fills `state` and `logits` (vocab_size floats), `mass` when it is given, and
+  /// state.hidden for the taps' hidden_layers.
   void decode(int32_t token, int64_t pos, std::span<const KvPage> pages, int64_t page_tokens,
-              TokenState& state, std::vector<float>& logits, AttentionMass* mass = nullptr) const;
+              TokenState& state, std::vector<float>& logits, AttentionMass* mass = nullptr,
+              const ForwardTaps* taps = nullptr) const;
 
  private:
   struct Layer {
     std::vector<float> attn_norm, wq, wk, wv, wo, ffn_norm, w_gate, w_up, w_down;
   };
   void output_logits(const float* x, float* logits) const;
+  // Throws DecodeError on a tap layer outside [0, num_layers] or a negative chunk size.
+  void check_taps(const ForwardTaps* taps) const;
 
   ModelConfig config_;
   std::vector<float> token_embd_;  // [vocab][d_model], also the output projection when tied

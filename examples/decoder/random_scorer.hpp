@@ -14,16 +14,9 @@
 #include <vector>
 
 #include "baseline_scorer.hpp"
+#include "draws.hpp"
 
 namespace lsa_decode {
-
-/// splitmix64 finalizer: a well-mixed 64-bit function of x.
-constexpr uint64_t mix64(uint64_t x) noexcept {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
 
 /// Scores every chunk with a pseudo-random number in [0, 1). The constructor signature is fixed by
 /// the concept (no seed argument), so the randomness is seeded by content: a chunk's value is a

@@ -9,25 +9,11 @@
 #include <sstream>
 
 #include "error.hpp"
-#include "random_scorer.hpp"
+#include "draws.hpp"
 #include "tokenizer.hpp"
 
 namespace lsa_decode {
 namespace {
-
-// A splitmix64 stream: the same draws on every platform (std distributions are not portable).
-class Draws {
- public:
-  explicit Draws(uint64_t seed) : state_(seed) {}
-  uint64_t next() { return mix64(state_ += 0x9E3779B97F4A7C15ull); }
-  /// Uniform in [0, n) (the modulo bias of a 64-bit draw is negligible here).
-  uint64_t below(uint64_t n) { return next() % n; }
-  /// Uniform in [0, 1).
-  double unit() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
-
- private:
-  uint64_t state_;
-};
 
 // Keys of the key -> value needles: everyday words that do not occur in Genesis.
 constexpr std::array<std::string_view, 40> kWords = {
@@ -71,40 +57,6 @@ TaskKind parse_task(std::string_view name) {
     if (task_name(t) == name) return t;
   }
   throw DecodeError(fmt::format("unknown task '{}' (tasks: passkey, single, multikey)", name));
-}
-
-Haystack::Haystack(const Tokenizer& tokenizer, const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    throw DecodeError(fmt::format(
-        "cannot read the haystack text '{}' (scripts/genesis.sh > genesis.txt writes Genesis)",
-        path));
-  }
-  for (std::string line; std::getline(in, line);) {
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.find_first_not_of(" \t") == std::string::npos) continue;
-    std::vector<int32_t> ids = tokenizer.encode(" " + line, /*parse_special=*/false);
-    if (ids.empty()) continue;
-    num_tokens_ += static_cast<int64_t>(ids.size());
-    pieces_.push_back(std::move(ids));
-  }
-  if (pieces_.empty()) throw DecodeError(fmt::format("the haystack text '{}' has no text", path));
-}
-
-std::vector<int32_t> Haystack::tokens(int64_t first, int64_t n,
-                                      std::vector<int64_t>* boundaries) const {
-  std::vector<int32_t> out;
-  out.reserve(static_cast<size_t>(std::max<int64_t>(n, 0)));
-  if (boundaries != nullptr) boundaries->assign(1, 0);
-  for (int64_t i = first % num_pieces(); static_cast<int64_t>(out.size()) < n;
-       i = (i + 1) % num_pieces()) {
-    const std::vector<int32_t>& p = piece(i);
-    const auto take =
-        std::min<int64_t>(static_cast<int64_t>(p.size()), n - static_cast<int64_t>(out.size()));
-    out.insert(out.end(), p.begin(), p.begin() + take);
-    if (boundaries != nullptr) boundaries->push_back(static_cast<int64_t>(out.size()));
-  }
-  return out;
 }
 
 TaskSample make_sample(const Tokenizer& tokenizer, const Haystack& haystack,

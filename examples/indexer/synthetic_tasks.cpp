@@ -1,0 +1,183 @@
+#include "synthetic_tasks.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "draws.hpp"
+#include "error.hpp"
+#include "haystack.hpp"
+#include "tokenizer.hpp"
+
+namespace lsa_indexer {
+namespace {
+
+using lsa_decode::Draws;
+
+template <class T>
+const T& pick(const std::vector<T>& v, Draws& draws) {
+  return v[static_cast<size_t>(draws.below(v.size()))];
+}
+
+std::string number(Draws& draws, int digits) {
+  uint64_t lo = 1;
+  for (int i = 1; i < digits; ++i) lo *= 10;
+  return fmt::format("{}", lo + draws.below(9 * lo));
+}
+
+const std::vector<std::string> kColours = {"red",  "blue",   "green", "yellow", "purple",
+                                           "grey", "orange", "white", "brown",  "pink"};
+const std::vector<std::string> kItems = {"buttons", "candles", "spoons", "pencils", "shells",
+                                         "stamps",  "ribbons", "nails",  "cards",   "beads"};
+const std::vector<std::string> kPlaces = {"bookcase",   "stove",       "curtain",   "staircase",
+                                          "barn door",  "garden wall", "old piano", "wardrobe",
+                                          "woodpile",   "attic stairs"};
+
+// One note: its sentence, the question about it, the answer prefix and the answer.
+struct Note {
+  std::string sentence, question, prefix, answer;
+};
+
+Note make_note(Draws& draws) {
+  const std::string& name = pick(SyntheticVocabulary::names(), draws);
+  switch (draws.below(5)) {
+    case 0: {
+      const std::string code = number(draws, 4) + "-" + number(draws, 4);
+      return {fmt::format("{}'s locker combination is {}.", name, code),
+              fmt::format("What is {}'s locker combination?", name),
+              fmt::format("{}'s locker combination is", name), code};
+    }
+    case 1: {
+      const std::string ticket = number(draws, 6);
+      return {fmt::format("Agent {} was given ticket number {}.", name, ticket),
+              fmt::format("Which ticket number was agent {} given?", name),
+              fmt::format("Agent {} was given ticket number", name), ticket};
+    }
+    case 2: {
+      const std::string& colour = pick(kColours, draws);
+      const std::string& item = pick(kItems, draws);
+      const std::string count = number(draws, 3);
+      return {fmt::format("The {} chest in the cellar holds {} {}.", colour, count, item),
+              fmt::format("How many {} does the {} chest in the cellar hold?", item, colour),
+              fmt::format("The {} chest in the cellar holds", colour), count + " " + item};
+    }
+    case 3: {
+      const std::string& city = pick(SyntheticVocabulary::cities(), draws);
+      const std::string extension = number(draws, 4);
+      return {fmt::format("The harbour office of {} answers at extension {}.", city, extension),
+              fmt::format("At which extension does the harbour office of {} answer?", city),
+              fmt::format("The harbour office of {} answers at extension", city), extension};
+    }
+    default: {
+      const std::string& thing = pick(SyntheticVocabulary::things(), draws);
+      const std::string& place = pick(kPlaces, draws);
+      return {fmt::format("{} hid the {} behind the {}.", name, thing, place),
+              fmt::format("Where did {} hide the {}?", name, thing),
+              fmt::format("{} hid the {}", name, thing), "behind the " + place};
+    }
+  }
+}
+
+void append(std::vector<int32_t>& out, const std::vector<int32_t>& more) {
+  out.insert(out.end(), more.begin(), more.end());
+}
+
+}  // namespace
+
+const std::vector<std::string>& SyntheticVocabulary::names() {
+  static const std::vector<std::string> v = {
+      "Alice", "Boris",  "Clara", "Dmitri", "Elena",   "Farid", "Greta",  "Hugo",  "Ingrid",
+      "Jonas", "Kenji",  "Lena",  "Marco",  "Nadia",   "Oskar", "Priya",  "Quinn", "Rosa",
+      "Sven",  "Tamara", "Umar",  "Vera",   "Wilhelm", "Ximena", "Yusuf", "Zora"};
+  return v;
+}
+
+const std::vector<std::string>& SyntheticVocabulary::cities() {
+  static const std::vector<std::string> v = {"Lisbon", "Oslo",   "Montreal", "Nairobi", "Kyoto",
+                                             "Lima",   "Dublin", "Hanoi",    "Bergen",  "Perth",
+                                             "Quito",  "Tallinn", "Valencia", "Zagreb", "Adelaide",
+                                             "Bogota"};
+  return v;
+}
+
+const std::vector<std::string>& SyntheticVocabulary::things() {
+  static const std::vector<std::string> v = {"ledger", "medal",  "wallet", "diary",  "hammer",
+                                             "letter", "teapot", "scarf",  "sketch", "ring"};
+  return v;
+}
+
+std::vector<std::string> SyntheticVocabulary::all_words() {
+  std::vector<std::string> v = names();
+  for (const auto* list : {&cities(), &things(), &kColours, &kItems, &kPlaces}) {
+    v.insert(v.end(), list->begin(), list->end());
+  }
+  return v;
+}
+
+SyntheticDoc make_synthetic_doc(const lsa_decode::Tokenizer& tokenizer,
+                                const lsa_decode::Haystack& text, int64_t num_tokens,
+                                int32_t max_notes, uint64_t seed) {
+  if (max_notes < 1) throw lsa_decode::DecodeError("a synthetic document needs at least one note");
+  Draws draws(lsa_decode::mix64(seed));
+  const auto num_notes = static_cast<int32_t>(1 + draws.below(static_cast<uint64_t>(max_notes)));
+  std::vector<Note> notes;
+  for (int32_t k = 0; k < num_notes; ++k) notes.push_back(make_note(draws));
+
+  constexpr std::string_view kMarker = "\x01lsa-indexer\x01";
+  const std::string chat = lsa_decode::Tokenizer::chat_prompt({{"user", std::string(kMarker)}});
+  const size_t at = chat.find(kMarker);
+  const std::string header = chat.substr(0, at), footer = chat.substr(at + kMarker.size());
+
+  std::vector<int32_t> head = tokenizer.encode(header, /*parse_special=*/true);
+  append(head, tokenizer.encode(
+                   "Read the passage below. A few short notes are mixed into it; afterwards you "
+                   "will be asked about one of them.\n\n",
+                   false));
+  std::vector<int32_t> tail = tokenizer.encode("\n\n" + notes[0].question, false);
+  append(tail, tokenizer.encode(footer, /*parse_special=*/true));
+  append(tail, tokenizer.encode(notes[0].prefix, false));
+  const auto answer_offset = static_cast<int64_t>(tail.size());
+  append(tail, tokenizer.encode(" " + notes[0].answer + ".", false));
+  append(tail, tokenizer.encode("<|im_end|>", /*parse_special=*/true));
+  std::vector<std::vector<int32_t>> note_ids;
+  int64_t note_tokens = 0;
+  for (const Note& n : notes) {
+    note_ids.push_back(tokenizer.encode("\n" + n.sentence + "\n", false));
+    note_tokens += static_cast<int64_t>(note_ids.back().size());
+  }
+  const int64_t body =
+      num_tokens - static_cast<int64_t>(head.size() + tail.size()) - note_tokens;
+  if (body < 16) {
+    throw lsa_decode::DecodeError(fmt::format(
+        "a synthetic document of {} tokens is too short for its notes and question", num_tokens));
+  }
+  std::vector<int64_t> bounds;
+  const std::vector<int32_t> hay = text.tokens(
+      static_cast<int64_t>(draws.below(static_cast<uint64_t>(text.num_pieces()))), body, &bounds);
+  std::vector<std::pair<int64_t, size_t>> places;  // (text offset, note)
+  for (size_t k = 0; k < notes.size(); ++k) {
+    places.emplace_back(bounds[static_cast<size_t>(draws.below(bounds.size()))], k);
+  }
+  std::stable_sort(places.begin(), places.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+
+  SyntheticDoc doc;
+  doc.tokens = std::move(head);
+  doc.note_positions.resize(notes.size());
+  int64_t done = 0;
+  for (const auto& [offset, k] : places) {
+    doc.tokens.insert(doc.tokens.end(), hay.begin() + done, hay.begin() + offset);
+    done = offset;
+    doc.note_positions[k] = static_cast<int64_t>(doc.tokens.size());
+    append(doc.tokens, note_ids[k]);
+  }
+  doc.tokens.insert(doc.tokens.end(), hay.begin() + done, hay.end());
+  doc.question_start = static_cast<int64_t>(doc.tokens.size());
+  doc.answer_start = doc.question_start + answer_offset;
+  append(doc.tokens, tail);
+  doc.question = notes[0].question;
+  doc.answer = notes[0].answer;
+  return doc;
+}
+
+}  // namespace lsa_indexer
