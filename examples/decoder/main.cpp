@@ -2,7 +2,8 @@
 //
 //   lsa-decode [-m model.gguf] [-p prompt | -f prompt.txt] [-n new_tokens] [--dense | --budget B]
 //              [--chunk-tokens N] [--page-chunks N] [--interval N]
-//              [--scorer bound|centroid|random|recency] [--sink-chunks N] [--recent-chunks N]
+//              [--scorer bound|centroid|learned|random|recency] [--indexer FILE]
+//              [--sink-chunks N] [--recent-chunks N]
 //              [--threads N] [--raw] [--ids I,J,..] [--top5] [--show-ids]
 //              [--perplexity text.txt --tokens N]
 #include <fmt/format.h>
@@ -46,6 +47,7 @@ struct Options {
   std::string perplexity_file;
   int64_t perplexity_tokens = 4096;
   int threads = 0;
+  std::string indexer = "examples/indexer/trained/SmolLM2-135M-Instruct.lsa-indexer.gguf";
   CacheOptions cache;
 };
 
@@ -74,8 +76,10 @@ void print_help() {
       "      --chunk-tokens N   tokens per scored chunk (default 16)\n"
       "      --page-chunks N    chunks per page (default 1)\n"
       "      --interval N       decode steps between refreshes (default 64)\n"
-      "      --scorer NAME      bound (Quest min/max keys, default), centroid, or the baselines\n"
-      "                         random and recency\n"
+      "      --scorer NAME      bound (Quest min/max keys, default), centroid, learned (the trained\n"
+      "                         lookahead indexer, --indexer), or the baselines random and recency\n"
+      "      --indexer PATH     the learned indexer's file (default\n"
+      "                         examples/indexer/trained/SmolLM2-135M-Instruct.lsa-indexer.gguf)\n"
       "      --sink-chunks N    first chunks always resident (default 1)\n"
       "      --recent-chunks N  last chunks always resident (default 1)\n"
       "      --threads N        worker threads (default: hardware threads)\n"
@@ -127,6 +131,8 @@ Options parse(int argc, char** argv) {
       o.cache.interval = static_cast<int32_t>(parse_int(a, args.value(), 1, 1 << 20));
     } else if (a == "--scorer") {
       o.cache.scorer = parse_scorer(args.value());
+    } else if (a == "--indexer") {
+      o.indexer = args.value();
     } else if (a == "--sink-chunks") {
       o.cache.sink_chunks = static_cast<int32_t>(parse_int(a, args.value(), 0, 1 << 20));
     } else if (a == "--recent-chunks") {
@@ -206,6 +212,11 @@ int run(int argc, char** argv) {
   if (o.show_ids) fmt::print("prompt token ids ({}): {}\n", prompt.size(), fmt::join(prompt, ","));
   CacheOptions cache = o.cache;
   cache.max_tokens = static_cast<int64_t>(prompt.size()) + o.max_new + 1;
+  ForwardTaps taps;
+  if (cache.scorer == ScorerKind::kLearned) {
+    cache.indexer = IndexerFile::load(o.indexer);
+    taps = indexer_taps(*cache.indexer);
+  }
   auto session = make_session(model, cache);
 
   t0 = std::chrono::steady_clock::now();
@@ -218,7 +229,8 @@ int run(int argc, char** argv) {
       [&](int64_t, std::span<const float> row) { logits.assign(row.begin(), row.end()); },
       [&](int done, int total) {
         if (show) fmt::print(stderr, "\rprefill {} tokens: layer {}/{}", prompt.size(), done, total);
-      });
+      },
+      &taps);
   const double prefill_s = seconds_since(t0);
   if (show) fmt::print(stderr, "\n");
   session->append_prefill(states);

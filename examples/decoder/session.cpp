@@ -18,7 +18,86 @@ void check(lsa::Status s, const char* what) {
   if (!lsa::ok(s)) throw DecodeError(fmt::format("lsa {} failed: {}", what, lsa::to_string(s)));
 }
 
-template <class Scorer>
+// What a token-granular scorer reads: every token's keys (TokenState::key) and, at a refresh,
+// the model's own query of the token before it.
+class ModelKeys {
+ public:
+  explicit ModelKeys(const CacheOptions&) {}
+  const ForwardTaps* taps() const { return nullptr; }
+  // Rows for states [0, n) of a piece whose first token is at `position`.
+  lsa::KeyRows rows(std::span<const TokenState> states, int64_t /*position*/) {
+    const size_t bytes = states.empty() ? 0 : states[0].key.size() * sizeof(float);
+    buffer_.resize(states.size() * bytes);
+    for (size_t i = 0; i < states.size(); ++i) std::memcpy(buffer_.data() + i * bytes, states[i].key.data(), bytes);
+    return {buffer_.data(), static_cast<int64_t>(states.size())};
+  }
+  // The query of a refresh after `state`'s token.
+  lsa::Query query(const TokenState& state) {
+    query_ = state.query;
+    return {query_, {}};
+  }
+
+ private:
+  std::vector<std::byte> buffer_;
+  std::vector<float> query_;
+};
+
+// What LightningScorer reads from a learned indexer: one key row per completed chunk (its states
+// at the key tap pooled), and the indexer's query and head weights from the state of the token
+// before a refresh (at the query tap). States carry the taps in indexer_taps() order.
+class LearnedKeys {
+ public:
+  explicit LearnedKeys(const CacheOptions& o)
+      : file_(o.indexer), format_(o.indexer_keys), chunk_tokens_(o.chunk_tokens) {
+    taps_ = indexer_taps(*file_);
+    const lsa::LearnedIndexerShape& shape = file_->indexer().shape();
+    sum_.assign(static_cast<size_t>(shape.feature_dim), 0.0);
+    pooled_.resize(sum_.size());
+    row_bytes_ = lsa::encoded_key_bytes(format_, shape.head_dim);
+    q_.resize(static_cast<size_t>(shape.num_heads * shape.head_dim));
+    w_.resize(static_cast<size_t>(shape.num_heads));
+  }
+  const ForwardTaps* taps() const { return &taps_; }
+  lsa::KeyRows rows(std::span<const TokenState> states, int64_t position) {
+    buffer_.clear();
+    int64_t rows = 0;
+    const size_t d = sum_.size();
+    for (const TokenState& s : states) {
+      if (s.hidden.size() != 2 * d) {
+        throw DecodeError(fmt::format("the learned indexer needs the states' taps (layers {} and {}); got {} "
+                                      "floats of hidden state per token",
+                                      taps_.hidden_layers[0], taps_.hidden_layers[1], s.hidden.size()));
+      }
+      for (size_t e = 0; e < d; ++e) sum_[e] += s.hidden[e];
+      if (++position % chunk_tokens_ != 0) continue;
+      for (size_t e = 0; e < d; ++e) pooled_[e] = static_cast<float>(sum_[e] / chunk_tokens_);
+      std::fill(sum_.begin(), sum_.end(), 0.0);
+      buffer_.resize(static_cast<size_t>((rows + 1) * row_bytes_));
+      check(file_->indexer().key_row(pooled_, format_,
+                                     std::span<std::byte>(buffer_).subspan(static_cast<size_t>(rows * row_bytes_))),
+            "indexer key");
+      ++rows;
+    }
+    return {buffer_.data(), rows};
+  }
+  lsa::Query query(const TokenState& state) {
+    const size_t d = sum_.size();
+    check(file_->indexer().query(std::span<const float>(state.hidden).subspan(d, d), q_, w_), "indexer query");
+    return {q_, w_};
+  }
+
+ private:
+  std::shared_ptr<const IndexerFile> file_;
+  lsa::KeyFormat format_;
+  int64_t chunk_tokens_;
+  ForwardTaps taps_;
+  std::vector<double> sum_;  // the current chunk's key-tap states, summed
+  std::vector<float> pooled_, q_, w_;
+  int64_t row_bytes_ = 0;
+  std::vector<std::byte> buffer_;
+};
+
+template <class Scorer, class Keys = ModelKeys>
 class CacheSession final : public Session {
  public:
   CacheSession(const LlamaModel& model, const lsa::CacheConfig& config, const CacheOptions& options)
@@ -26,6 +105,7 @@ class CacheSession final : public Session {
         current_query_(options.current_query),
         record_(options.record_attention),
         oracle_(options.oracle),
+        keys_(options),
         cache_(config),
         view_(1, config.policy.kmax_pages, static_cast<int32_t>(config.max_tokens / config.page_tokens() + 1)),
         where_(static_cast<size_t>(config.page_tokens())) {
@@ -36,35 +116,32 @@ class CacheSession final : public Session {
   void append_prefill(std::span<const TokenState> states) override {
     const ModelConfig& m = model_.config();
     const int64_t kv_bytes = m.num_layers * m.kv_floats() * int64_t{sizeof(float)};
-    const int64_t key_bytes = static_cast<int64_t>(states.empty() ? 0 : states[0].key.size() * sizeof(float));
     const int64_t piece = cache_.config().page_tokens();
     for (size_t first = 0; first < states.size(); first += static_cast<size_t>(piece)) {
       const auto n = static_cast<int32_t>(std::min<size_t>(static_cast<size_t>(piece), states.size() - first));
       kv_.resize(static_cast<size_t>(n * kv_bytes));
-      keys_.resize(static_cast<size_t>(n * key_bytes));
       for (int32_t i = 0; i < n; ++i) {
-        const TokenState& s = states[first + i];
-        std::memcpy(kv_.data() + i * kv_bytes, s.kv.data(), static_cast<size_t>(kv_bytes));
-        std::memcpy(keys_.data() + i * key_bytes, s.key.data(), static_cast<size_t>(key_bytes));
+        std::memcpy(kv_.data() + i * kv_bytes, states[first + i].kv.data(), static_cast<size_t>(kv_bytes));
       }
+      const lsa::KeyRows rows = keys_.rows(states.subspan(first, static_cast<size_t>(n)), cache_.length(kId));
       where_.resize(static_cast<size_t>(n));
-      check(cache_.append(kId, n, {keys_.data(), n}, where_, kv_.data()), "append (prefill)");
+      check(cache_.append(kId, n, rows, where_, kv_.data()), "append (prefill)");
     }
-    if (!states.empty()) last_query_ = states.back().query;
+    if (!states.empty()) query_ = keys_.query(states.back());
   }
 
   const std::vector<float>& decode(int32_t token) override {
-    attend(token, last_query_);
+    attend(token, query_);
     if (current_query_ && cache_.refresh_due(kId)) {
       // Quest-style: select again with this token's own query, then attend to that selection.
-      current_.assign(state_.query.begin(), state_.query.end());
-      attend(token, current_);
+      attend(token, keys_.query(state_));
     }
+    const int64_t position = cache_.length(kId);
     where_.resize(1);
-    check(cache_.append(kId, 1, {reinterpret_cast<const std::byte*>(state_.key.data()), 1}, where_,
+    check(cache_.append(kId, 1, keys_.rows(std::span<const TokenState>(&state_, 1), position), where_,
                         reinterpret_cast<const std::byte*>(state_.kv.data())),
           "append (decode)");
-    last_query_ = state_.query;
+    query_ = keys_.query(state_);
     ++steps_;
     return logits_;
   }
@@ -78,9 +155,9 @@ class CacheSession final : public Session {
 
  private:
   // One step (refreshing with `query` when due) and the model's decode over the view's pages.
-  void attend(int32_t token, std::span<const float> query) {
+  void attend(int32_t token, lsa::Query query) {
     const lsa::SeqId batch[1] = {kId};
-    std::array<lsa::Query, 1> queries{lsa::Query{query, {}}};
+    std::array<lsa::Query, 1> queries{query};
     const bool due = cache_.refresh_due(kId);
     if (due && oracle_ != nullptr) queries[0].weights = oracle_chunk_scores();
     check(cache_.step(batch, due ? std::span<const lsa::Query>(queries) : std::span<const lsa::Query>{},
@@ -103,7 +180,8 @@ class CacheSession final : public Session {
     }
     view_pages_.assign(resident.begin(), resident.end());
     const int64_t pos = cache_.length(kId);
-    model_.decode(token, pos, pages_, page_tokens, state_, logits_, record_ ? &attention_ : nullptr);
+    model_.decode(token, pos, pages_, page_tokens, state_, logits_, record_ ? &attention_ : nullptr,
+                  keys_.taps());
   }
 
   // The oracle's query weights: the future mass of each page, spread over its chunks.
@@ -122,7 +200,8 @@ class CacheSession final : public Session {
   const bool current_query_;
   const bool record_;
   const std::shared_ptr<const FutureAttention> oracle_;
-  std::vector<float> current_;
+  Keys keys_;
+  lsa::Query query_;  // the next refresh's query (views into keys_)
   std::vector<float> page_mass_, chunk_scores_;  // oracle refresh scratch
   int64_t steps_ = 0;
   std::vector<int32_t> view_pages_;
@@ -130,8 +209,7 @@ class CacheSession final : public Session {
   lsa::SparseKVCache<lsa::Chunker, Scorer> cache_;
   lsa::ViewStorage view_;
   std::vector<lsa::TokenSlot> where_;
-  std::vector<std::byte> kv_, keys_;
-  std::vector<float> last_query_;
+  std::vector<std::byte> kv_;
   std::vector<KvPage> pages_;
   TokenState state_;
   std::vector<float> logits_;
@@ -139,13 +217,20 @@ class CacheSession final : public Session {
 
 }  // namespace
 
+ForwardTaps indexer_taps(const IndexerFile& indexer) {
+  ForwardTaps taps;
+  taps.hidden_layers = {indexer.key_tap(), indexer.query_tap()};
+  return taps;
+}
+
 ScorerKind parse_scorer(const std::string& name) {
   if (name == "bound") return ScorerKind::kBound;
   if (name == "centroid") return ScorerKind::kCentroid;
+  if (name == "learned") return ScorerKind::kLearned;
   if (name == "random") return ScorerKind::kRandom;
   if (name == "recency") return ScorerKind::kRecency;
   throw DecodeError(
-      fmt::format("--scorer must be 'bound', 'centroid', 'random' or 'recency' (got '{}')", name));
+      fmt::format("--scorer must be 'bound', 'centroid', 'learned', 'random' or 'recency' (got '{}')", name));
 }
 
 lsa::CacheConfig make_cache_config(const ModelConfig& m, const CacheOptions& o) {
@@ -203,6 +288,11 @@ lsa::CacheConfig make_cache_config(const ModelConfig& m, const CacheOptions& o) 
   s.head_dim = m.head_dim;
   s.key_format = lsa::KeyFormat::kF32;
   s.ensemble = lsa::Ensemble::kMean;
+  if (o.scorer == ScorerKind::kLearned) {
+    if (o.indexer == nullptr) throw DecodeError("the learned scorer needs an indexer file (--indexer)");
+    o.indexer->check_fits(m, o.chunk_tokens);
+    s = o.indexer->indexer().scorer_config(o.indexer_keys);
+  }
   lsa::validate(c);
   return c;
 }
@@ -221,6 +311,8 @@ std::unique_ptr<Session> make_session(const LlamaModel& model, const CacheOption
       return std::make_unique<CacheSession<RecencyScorer>>(model, config, options);
     case ScorerKind::kOracle:
       return std::make_unique<CacheSession<OracleScorer>>(model, config, options);
+    case ScorerKind::kLearned:
+      return std::make_unique<CacheSession<lsa::LightningScorer, LearnedKeys>>(model, config, options);
     case ScorerKind::kBound:
       break;
   }

@@ -10,15 +10,17 @@
 
 #include <lsa/lsa.hpp>
 
+#include "indexer_file.hpp"
 #include "model.hpp"
 #include "oracle_scorer.hpp"
 
 namespace lsa_decode {
 
 /// Which lsa scorer ranks chunks: a query-aware one summarizing the model's keys (bound,
-/// centroid), a baseline (random draws, recency) from random_scorer.hpp / recency_scorer.hpp, or
-/// the oracle (oracle_scorer.hpp), which is told the reference run's future attention.
-enum class ScorerKind { kBound, kCentroid, kRandom, kRecency, kOracle };
+/// centroid), the learned lookahead indexer (lsa::LightningScorer over an IndexerFile's rows), a
+/// baseline (random draws, recency) from random_scorer.hpp / recency_scorer.hpp, or the oracle
+/// (oracle_scorer.hpp), which is told the reference run's future attention.
+enum class ScorerKind { kBound, kCentroid, kLearned, kRandom, kRecency, kOracle };
 
 /// How the KV cache of a session is configured.
 struct CacheOptions {
@@ -41,10 +43,18 @@ struct CacheOptions {
   std::shared_ptr<const FutureAttention> oracle;
   /// Each decode step records where its attention went (Session::last_attention).
   bool record_attention = false;
+  /// kLearned: the indexer, and the format of the key rows it hands LightningScorer.
+  std::shared_ptr<const IndexerFile> indexer;
+  lsa::KeyFormat indexer_keys = lsa::KeyFormat::kFp8E4M3;
 };
 
-/// Parses "bound" / "centroid" / "random" / "recency" (the oracle needs a reference run, so it is
-/// not a command-line scorer); throws DecodeError naming the value otherwise.
+/// The forward-pass taps a learned indexer reads: the states entering its key tap, then its query
+/// tap (TokenState::hidden in this order). Prefill states handed to a kLearned session must carry
+/// them.
+ForwardTaps indexer_taps(const IndexerFile& indexer);
+
+/// Parses "bound" / "centroid" / "learned" / "random" / "recency" (the oracle needs a reference
+/// run, so it is not a command-line scorer); throws DecodeError naming the value otherwise.
 ScorerKind parse_scorer(const std::string& name);
 
 /// The lsa configuration these options give for `model` (kmax, slots, scorer shapes).

@@ -39,14 +39,16 @@ namespace {
 struct Options {
   std::string model = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
   std::string text;
+  std::string indexer = "examples/indexer/trained/SmolLM2-135M-Instruct.lsa-indexer.gguf";
   std::vector<TaskKind> tasks = {TaskKind::kSingleNeedle, TaskKind::kMultiKey};
   std::vector<int64_t> lengths = {4096, 8192};
   std::vector<double> depths = {0.1, 0.3, 0.5, 0.7, 0.9};
   int32_t samples = 15;
   int32_t keys = 4;
-  std::vector<MethodSpec> methods = {{MethodKind::kDense, 1},  {MethodKind::kOracle, 1},
-                                     {MethodKind::kOracle, 64}, {MethodKind::kLsa, 1},
-                                     {MethodKind::kLsa, 64},    {MethodKind::kRecency, 1}};
+  std::vector<MethodSpec> methods = {
+      {MethodKind::kDense, 1},    {MethodKind::kOracle, 1},   {MethodKind::kOracle, 64},
+      {MethodKind::kLsa, 1},      {MethodKind::kLsa, 64},     {MethodKind::kLearned, 8},
+      {MethodKind::kLearned, 64}, {MethodKind::kRecency, 1}};
   std::vector<double> budgets = {0.10, 0.15};
   std::vector<Setting> settings = {Setting::kPrompt, Setting::kQuestion};
   int32_t max_new = 12;
@@ -92,6 +94,8 @@ void print_help() {
       "  --text PATH            the haystack and perplexity text, one passage per line; Genesis:\n"
       "                         bash scripts/genesis.sh > results/genesis.txt (required)\n"
       "  -m, --model PATH       GGUF model (default models/SmolLM2-135M-Instruct.Q4_1.gguf)\n"
+      "  --indexer PATH         the learned indexer of learned-iN methods (default\n"
+      "                         examples/indexer/trained/SmolLM2-135M-Instruct.lsa-indexer.gguf)\n"
       "  --tasks LIST           passkey,single,multikey (default single,multikey)\n"
       "  --lengths LIST         context lengths in tokens, prompt + answer (default 4096,8192)\n"
       "  --depths LIST          needle depths, fractions of the haystack (default "
@@ -100,8 +104,9 @@ void print_help() {
       "  --samples N            samples per (task, length) (default 15; 0: perplexity only)\n"
       "  --keys N               multikey: needles, the asked one included (default 4)\n"
       "  --methods LIST         dense, quest, recency, random, and with a refresh interval N:\n"
-      "                         lsa-iN (bound scorer), oracle-iN (the dense run's next N steps),\n"
-      "                         random-iN (default dense,oracle-i1,oracle-i64,lsa-i1,lsa-i64,\n"
+      "                         lsa-iN (bound scorer), learned-iN (the trained indexer),\n"
+      "                         oracle-iN (the dense run's next N steps), random-iN (default\n"
+      "                         dense,oracle-i1,oracle-i64,lsa-i1,lsa-i64,learned-i8,learned-i64,\n"
       "                         recency)\n"
       "  --budgets LIST         resident pages as fractions of the context's pages, sink and "
       "recent\n"
@@ -136,6 +141,8 @@ Options parse(int argc, char** argv) {
       o.model = args.value();
     } else if (a == "--text") {
       o.text = args.value();
+    } else if (a == "--indexer") {
+      o.indexer = args.value();
     } else if (a == "--tasks") {
       o.tasks =
           parse_list<TaskKind>(a, args.value(), [](const std::string& s) { return parse_task(s); });
@@ -241,6 +248,11 @@ int run(int argc, char** argv) {
              join(methods, [](const Method& m) { return m.label(); }));
 
   EvalContext ctx{model, tok};
+  const auto learned = [](const MethodSpec& m) { return m.kind == MethodKind::kLearned; };
+  if (std::any_of(o.methods.begin(), o.methods.end(), learned)) {
+    ctx.indexer = IndexerFile::load(o.indexer);
+    ctx.indexer->check_fits(model.config(), o.shape.chunk_tokens);
+  }
   ctx.shape = o.shape;
   ctx.max_new = o.max_new;
   ctx.log = [](const std::string& line) { fmt::print(stderr, "{}\n", line); };

@@ -11,7 +11,8 @@
 namespace lsa_decode {
 namespace {
 
-constexpr MethodKind kAllKinds[] = {MethodKind::kDense,   MethodKind::kOracle, MethodKind::kLsa,
+constexpr MethodKind kAllKinds[] = {MethodKind::kDense,   MethodKind::kOracle,
+                                    MethodKind::kLsa,     MethodKind::kLearned,
                                     MethodKind::kQuest,   MethodKind::kRecency,
                                     MethodKind::kRandom};
 constexpr int32_t kDefaultRandomInterval = 64;
@@ -26,6 +27,8 @@ std::string_view method_kind_name(MethodKind kind) {
       return "oracle";
     case MethodKind::kLsa:
       return "lsa";
+    case MethodKind::kLearned:
+      return "learned";
     case MethodKind::kQuest:
       return "quest";
     case MethodKind::kRecency:
@@ -37,7 +40,8 @@ std::string_view method_kind_name(MethodKind kind) {
 }
 
 bool has_interval(MethodKind kind) {
-  return kind == MethodKind::kOracle || kind == MethodKind::kLsa || kind == MethodKind::kRandom;
+  return kind == MethodKind::kOracle || kind == MethodKind::kLsa || kind == MethodKind::kLearned ||
+         kind == MethodKind::kRandom;
 }
 
 MethodSpec parse_method(std::string_view name) {
@@ -61,7 +65,7 @@ MethodSpec parse_method(std::string_view name) {
   }
   throw DecodeError(fmt::format(
       "unknown method '{}' (methods: dense, quest, recency, random, and lsa-iN, oracle-iN, "
-      "random-iN with a refresh interval N in [1, 2^20], e.g. lsa-i64)",
+      "learned-iN, random-iN with a refresh interval N in [1, 2^20], e.g. lsa-i64)",
       name));
 }
 
@@ -94,7 +98,8 @@ std::vector<Method> method_grid(std::span<const MethodSpec> specs, std::span<con
 }
 
 CacheOptions cache_options(const Method& method, int64_t max_tokens, const CacheShape& shape,
-                           std::shared_ptr<const FutureAttention> oracle) {
+                           std::shared_ptr<const FutureAttention> oracle,
+                           std::shared_ptr<const IndexerFile> indexer) {
   CacheOptions o;
   o.max_tokens = max_tokens;
   o.chunk_tokens = shape.chunk_tokens;
@@ -116,6 +121,13 @@ CacheOptions cache_options(const Method& method, int64_t max_tokens, const Cache
       break;
     case MethodKind::kLsa:
       o.scorer = ScorerKind::kBound;
+      break;
+    case MethodKind::kLearned:
+      if (indexer == nullptr) {
+        throw DecodeError(fmt::format("{} needs an indexer file (--indexer)", method.label()));
+      }
+      o.scorer = ScorerKind::kLearned;
+      o.indexer = std::move(indexer);
       break;
     case MethodKind::kQuest:
       o.scorer = ScorerKind::kBound;

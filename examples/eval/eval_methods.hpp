@@ -18,12 +18,13 @@ enum class MethodKind {
   kOracle,   ///< the pages the dense run's next `interval` steps attend to most (OracleScorer)
   kLsa,      ///< bound (Quest min/max) scorer, refreshed every `interval` steps with the previous
              ///< token's query (what a lookahead cache can do off the decode path)
+  kLearned,  ///< the trained lookahead indexer (lsa::LightningScorer), every `interval` steps
   kQuest,    ///< bound scorer every step with the current token's query (two decode passes)
   kRecency,  ///< sink + the most recent pages (RecencyScorer, every step)
   kRandom,   ///< sink + recent + random pages (RandomScorer, redrawn every `interval` steps)
 };
 
-/// "dense", "oracle", "lsa", "quest", "recency", "random".
+/// "dense", "oracle", "lsa", "learned", "quest", "recency", "random".
 std::string_view method_kind_name(MethodKind kind);
 /// True for the kinds whose refresh interval is a parameter (their names end in "-iN").
 bool has_interval(MethodKind kind);
@@ -36,8 +37,8 @@ struct MethodSpec {
 };
 
 /// Parses "dense", "quest", "recency", "random" (every 64 steps) or "<kind>-i<N>" for kinds with
-/// an interval ("lsa-i64", "oracle-i1", "random-i8"); throws DecodeError naming the value
-/// otherwise.
+/// an interval ("lsa-i64", "oracle-i1", "learned-i8", "random-i8"); throws DecodeError naming
+/// the value otherwise.
 MethodSpec parse_method(std::string_view name);
 
 /// One method at one budget.
@@ -67,8 +68,10 @@ struct CacheShape {
 };
 
 /// The session options of `method` for a context of `max_tokens` tokens (prompt + generated).
-/// An oracle method needs `oracle`, the reference run's attention (others ignore it).
+/// An oracle method needs `oracle`, the reference run's attention, a learned one `indexer` (others
+/// ignore them).
 CacheOptions cache_options(const Method& method, int64_t max_tokens, const CacheShape& shape = {},
-                           std::shared_ptr<const FutureAttention> oracle = nullptr);
+                           std::shared_ptr<const FutureAttention> oracle = nullptr,
+                           std::shared_ptr<const IndexerFile> indexer = nullptr);
 
 }  // namespace lsa_decode

@@ -36,13 +36,19 @@ std::unique_ptr<Session> open_session(const EvalContext& c, const Method& method
   try {
     CacheOptions options = cache_options(
         method, max_tokens, c.shape,
-        method.kind == MethodKind::kOracle ? trace : std::shared_ptr<const AttentionTrace>{});
+        method.kind == MethodKind::kOracle ? trace : std::shared_ptr<const AttentionTrace>{},
+        c.indexer);
     options.record_attention = method.kind == MethodKind::kDense;
     return make_session(c.model, options);
   } catch (const DecodeError& e) {
     throw DecodeError(
         fmt::format("method {} at {} tokens: {}", method.label(), max_tokens, e.what()));
   }
+}
+
+// The prefill states every method starts from carry the learned indexer's taps when there is one.
+ForwardTaps prefill_taps(const EvalContext& c) {
+  return c.indexer != nullptr ? indexer_taps(*c.indexer) : ForwardTaps{};
 }
 
 // Tokens per page of every session of a run.
@@ -170,9 +176,11 @@ SampleOutcome run_sample(const EvalContext& c, const TaskSample& sample,
   std::vector<TokenState> states;
   std::vector<float> first_logits;
   const auto t0 = Clock::now();
-  c.model.prefill(prompt, states, std::span(&last, 1), [&](int64_t, std::span<const float> row) {
-    first_logits.assign(row.begin(), row.end());
-  });
+  const ForwardTaps taps = prefill_taps(c);
+  c.model.prefill(
+      prompt, states, std::span(&last, 1),
+      [&](int64_t, std::span<const float> row) { first_logits.assign(row.begin(), row.end()); }, {},
+      &taps);
   out.prefill_seconds = seconds_since(t0);
   log(c, fmt::format("  prefill {} tokens in {:.1f} s", n, out.prefill_seconds));
 
@@ -294,8 +302,9 @@ PerplexityRun run_perplexity(const EvalContext& c, std::span<const int32_t> text
   run.prefix_tokens = prefix;
   std::vector<TokenState> states;
   const auto t0 = Clock::now();
+  const ForwardTaps taps = prefill_taps(c);
   c.model.prefill(text.first(static_cast<size_t>(prefix)), states, {},
-                  [](int64_t, std::span<const float>) {});
+                  [](int64_t, std::span<const float>) {}, {}, &taps);
   run.prefill_seconds = seconds_since(t0);
   log(c, fmt::format("  prefill {} tokens in {:.1f} s", prefix, run.prefill_seconds));
 

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -11,6 +12,7 @@
 
 #include "eval_methods.hpp"
 #include "eval_tasks.hpp"
+#include "indexer_file.hpp"
 
 namespace lsa_decode {
 
@@ -34,6 +36,7 @@ struct EvalContext {
   const Tokenizer& tokenizer;
   CacheShape shape;                             ///< chunk and page sizes, sink and recent chunks
   int32_t max_new = 12;                         ///< answer tokens generated at most
+  std::shared_ptr<const IndexerFile> indexer;   ///< for learned-iN methods (may be null)
   std::function<void(const std::string&)> log;  ///< progress lines; may be empty
 };
 

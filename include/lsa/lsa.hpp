@@ -6,6 +6,8 @@
 #include "lsa/error.hpp"
 #include "lsa/fp8.hpp"
 #include "lsa/host_store.hpp"
+#include "lsa/key_encoding.hpp"
+#include "lsa/learned_indexer.hpp"
 #include "lsa/level2.hpp"
 #include "lsa/lookahead_policy.hpp"
 #include "lsa/scorer_concept.hpp"

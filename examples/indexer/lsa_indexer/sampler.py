@@ -1,0 +1,71 @@
+"""Training batches: per refresh, its positives (capped) and random negatives among the chunks the
+cache does not force (the sink and the recent window are resident anyway)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .dump import Dump
+
+
+@dataclass(frozen=True)
+class SamplerConfig:
+    max_positives: int = 64  # positives kept per refresh (a random subset beyond)
+    negatives_per_positive: int = 3
+    min_negatives: int = 8  # negatives of a refresh without positives
+    sink_chunks: int = 1
+    recent_chunks: int = 4
+    min_layers: int | None = None  # relabel positives (None: the dump's)
+
+    @property
+    def width(self) -> int:
+        """Candidates per refresh row in a batch."""
+        return self.max_positives * (1 + self.negatives_per_positive)
+
+
+def unforced_range(position: int, num_candidates: int, chunk_tokens: int, cfg: SamplerConfig) -> tuple[int, int]:
+    """[lo, hi): the complete chunks at `position` that the cache's sink and recent window do not
+    force (the recent window counts the partial chunk before `position`, as lsa's policy does)."""
+    chunks = -(-position // chunk_tokens)
+    return min(cfg.sink_chunks, num_candidates), max(min(num_candidates, chunks - cfg.recent_chunks), 0)
+
+
+@dataclass
+class Batch:
+    query: np.ndarray  # [B, d]
+    chunks: np.ndarray  # [B, M, d]
+    labels: np.ndarray  # [B, M]
+    mask: np.ndarray  # [B, M]
+
+
+def sample_batch(dump: Dump, refreshes: np.ndarray, query_tap: int, key_tap: int, cfg: SamplerConfig,
+                 rng: np.random.Generator) -> Batch:
+    """One row per refresh: sampled positives first, then negatives, zero-padded to cfg.width."""
+    b, m, d = len(refreshes), cfg.width, int(dump.meta["d_model"])
+    qi, ki = dump.tap_index(query_tap), dump.tap_index(key_tap)
+    batch = Batch(np.zeros((b, d), np.float32), np.zeros((b, m, d), np.float32),
+                  np.zeros((b, m), np.float32), np.zeros((b, m), np.float32))
+    for row, r in enumerate(refreshes):
+        ref = dump.refresh(int(r), cfg.min_layers)
+        lo, hi = unforced_range(ref.position, ref.num_candidates, dump.chunk_tokens, cfg)
+        pos = ref.positives[(ref.positives >= lo) & (ref.positives < hi)]
+        if len(pos) > cfg.max_positives:
+            pos = np.sort(rng.choice(pos, cfg.max_positives, replace=False))
+        others = np.setdiff1d(np.arange(lo, hi), ref.positives)
+        want = max(cfg.min_negatives, cfg.negatives_per_positive * len(pos))
+        neg = np.sort(rng.choice(others, min(want, len(others), m - len(pos)), replace=False))
+        chosen = np.concatenate([pos, neg]).astype(np.int64)
+        first = int(dump.doc_chunk_offsets[ref.doc])
+        batch.query[row] = dump.query_features[r, qi]
+        batch.chunks[row, : len(chosen)] = dump.chunk_features[first + chosen, ki]
+        batch.labels[row, : len(pos)] = 1.0
+        batch.mask[row, : len(chosen)] = 1.0
+    return batch
+
+
+def refresh_weights(dump: Dump, refreshes: np.ndarray, special_weight: float) -> np.ndarray:
+    """Sampling probabilities: question-start and answer-start refreshes count special_weight times."""
+    kinds = np.asarray(dump.refresh_kind)[refreshes]
+    w = np.where(kinds == 0, 1.0, special_weight)
+    return w / w.sum()

@@ -1,0 +1,42 @@
+from pathlib import Path
+
+import numpy as np
+
+from lsa_indexer.dump import Dump
+from lsa_indexer.sampler import SamplerConfig, refresh_weights, sample_batch, unforced_range
+from planted_dump import write_planted_dump
+
+
+def test_batches_hold_capped_positives_then_three_negatives_each(tmp_path: Path) -> None:
+    d = Dump(write_planted_dump(tmp_path / "dump"))
+    cfg = SamplerConfig(max_positives=8, negatives_per_positive=3, recent_chunks=4)
+    rows = np.arange(d.num_refreshes)
+    b = sample_batch(d, rows, 30, 30, cfg, np.random.default_rng(1))
+    assert b.chunks.shape == (d.num_refreshes, 32, 16) and b.query.shape == (d.num_refreshes, 16)
+    for i, r in enumerate(rows):
+        ref = d.refresh(int(r))
+        lo, hi = unforced_range(ref.position, ref.num_candidates, d.chunk_tokens, cfg)
+        eligible = ref.positives[(ref.positives >= lo) & (ref.positives < hi)]
+        pos = int(b.labels[i].sum())
+        assert pos == min(len(eligible), 8)
+        assert np.all(b.labels[i, :pos] == 1) and np.all(b.labels[i, pos:] == 0)
+        negatives = int(b.mask[i].sum()) - pos
+        assert negatives == min(max(8, 3 * pos), (hi - lo) - len(eligible), 32 - pos)
+        # Every row is a real, unforced candidate of the refresh's document.
+        first = int(d.doc_chunk_offsets[ref.doc])
+        feats = np.asarray(d.chunk_features[first + lo : first + hi, 0])
+        for row in b.chunks[i, : int(b.mask[i].sum())]:
+            assert np.any(np.all(feats == row, axis=1))
+        assert np.array_equal(b.query[i], d.query_features[r, 0])
+
+
+def test_sampling_is_seeded_and_the_cache_forced_chunks_never_appear(tmp_path: Path) -> None:
+    d = Dump(write_planted_dump(tmp_path / "dump"))
+    cfg = SamplerConfig(sink_chunks=2, recent_chunks=6)
+    a = sample_batch(d, np.arange(10), 30, 30, cfg, np.random.default_rng(5))
+    b = sample_batch(d, np.arange(10), 30, 30, cfg, np.random.default_rng(5))
+    assert np.array_equal(a.chunks, b.chunks) and np.array_equal(a.labels, b.labels)
+    assert unforced_range(160, 10, 16, cfg) == (2, 4)   # 10 chunks: 2 sink, the last 6 recent
+    assert unforced_range(161, 10, 16, cfg) == (2, 5)   # the partial chunk counts as recent
+    w = refresh_weights(d, np.arange(24), 8.0)  # refreshes 0 and 12 are question starts
+    assert abs(w.sum() - 1) < 1e-12 and w[0] == 8 * w[1]
