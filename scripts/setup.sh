@@ -1,9 +1,27 @@
 #!/usr/bin/env bash
-# Installs the build and test dependencies that are missing (Debian/Ubuntu, apt).
-# Idempotent: when everything is present it only runs `dpkg-query` (no network, no root needed).
+# Installs the build and test dependencies that are missing: Debian/Ubuntu packages (apt), then the
+# indexer trainer's pinned Python packages (examples/indexer/requirements.txt) into the git-ignored
+# virtual environment .venv/. Idempotent: when everything is present it only runs `dpkg-query` and
+# compares the requirements with what .venv was built from (no network, no root needed).
 set -euo pipefail
 
-packages=(build-essential cmake catch2 libfmt-dev libbenchmark-dev python3-pip bible-kjv gnuplot-nox)
+packages=(build-essential cmake catch2 libfmt-dev libbenchmark-dev python3-pip python3-venv bible-kjv
+          gnuplot-nox)
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+# The trainer's virtual environment, rebuilt when the pinned requirements change.
+python_env() {
+  local req=examples/indexer/requirements.txt stamp=.venv/.lsa-requirements
+  if [[ -f "$stamp" ]] && cmp -s "$req" "$stamp"; then
+    echo "setup: .venv is up to date with $req"
+    return 0
+  fi
+  echo "setup: installing the indexer trainer's Python packages into .venv ($req)"
+  rm -rf .venv
+  python3 -m venv .venv
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -r "$req"
+  cp "$req" "$stamp"
+}
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
   echo "setup: no dpkg here; install yourself: CMake >= 3.21, a C++20 compiler (g++ >= 12 or" \
@@ -19,6 +37,7 @@ for pkg in "${packages[@]}"; do
 done
 if ((${#missing[@]} == 0)); then
   echo "setup: all dependencies present (${packages[*]})"
+  python_env
   exit 0
 fi
 
@@ -36,6 +55,7 @@ export DEBIAN_FRONTEND=noninteractive
 for attempt in 1 2; do
   if "${sudo[@]}" apt-get update -q && \
      "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null; then
+    python_env
     echo "setup: done"
     exit 0
   fi

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The project's test command (CI runs it through .ci/run):
 #   1. Release build in build/ (library, tests, benchmarks, examples); every ctest test.
-#   2. ASan + UBSan build in build-asan/; every test but the packaging and the decoder's model ones.
-#   3. TSan build in build-tsan/; the same, less the single-threaded numeric reference tests.
-# Usage: scripts/test.sh [--quick]   (--quick: step 1 only). Env: LSA_JOBS (default 2).
+#   2. The indexer trainer's pytest suite (.venv from scripts/setup.sh), with a small dump that the
+#      release build's lsa-indexer-dump writes from the real model.
+#   3. ASan + UBSan build in build-asan/; every test but the packaging and the decoder's model ones.
+#   4. TSan build in build-tsan/; the same, less the single-threaded numeric reference tests.
+# Usage: scripts/test.sh [--quick]   (--quick: steps 1 and 2 only). Env: LSA_JOBS (default 2).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -68,6 +70,22 @@ build_and_test build "" \
   -DLSA_BUILD_BENCH=ON -DLSA_BUILD_EXAMPLES=ON -DLSA_INSTALL=ON
 end
 
+begin "python"
+fixture=build/indexer-fixture
+rm -rf "$fixture"
+mkdir -p "$fixture"
+model=models/SmolLM2-135M-Instruct.Q4_1.gguf
+if [[ -f "$model" ]]; then
+  bash scripts/training_text.sh | head -n 400 >"$fixture/text.txt"
+  ./build/examples/indexer/lsa-indexer-dump -m "$model" --text "$fixture/text.txt" \
+    --out "$fixture/dump" --text-docs 1 --text-doc-tokens 512 --synthetic-docs 1 \
+    --synthetic-tokens 600,600 --taps 15,30
+  export LSA_INDEXER_DUMP="$fixture/dump"
+fi
+(cd examples/indexer && ../../.venv/bin/python -m pytest -q -rs tests)
+unset LSA_INDEXER_DUMP
+end
+
 if ((quick == 0)); then
   # -O1 -g and asserts on (no NDEBUG): sanitizer builds are about catching bugs, fast enough.
   # Examples stay on: the decoder's tests (GGUF parsing of hostile files, threads) run here too.
@@ -98,7 +116,7 @@ fi
 echo
 printf '  %s\n' "${summary[@]}"
 if ((quick)); then
-  echo "test.sh: PASSED (quick: release build and tests only; sanitizers skipped) in $((SECONDS - start)) s"
+  echo "test.sh: PASSED (quick: release build, tests and the trainer's tests; sanitizers skipped) in $((SECONDS - start)) s"
 else
-  echo "test.sh: PASSED (release, asan+ubsan, tsan) in $((SECONDS - start)) s"
+  echo "test.sh: PASSED (release, python, asan+ubsan, tsan) in $((SECONDS - start)) s"
 fi

@@ -120,7 +120,7 @@ void print_help() {
       "  --chunk-tokens N       lsa chunk size (default 16)\n"
       "  --page-chunks N        chunks per page (default 1)\n"
       "  --sink-chunks N        first chunks always resident, part of the budget (default 1)\n"
-      "  --recent-chunks N      last chunks always resident, part of the budget (default 1)\n"
+      "  --recent-chunks N      last chunks always resident, part of the budget (default 4)\n"
       "  --seed N               task generator seed (default 20240601)\n"
       "  --threads N            worker threads (default: hardware threads)\n"
       "  --results DIR          output directory (default results)\n"

@@ -64,7 +64,7 @@ struct CacheShape {
   int32_t chunk_tokens = 16;
   int32_t page_chunks = 1;
   int32_t sink_chunks = 1;
-  int32_t recent_chunks = 1;
+  int32_t recent_chunks = 4;  ///< 64 tokens: what an interval of 64 steps appends stays visible
 };
 
 /// The session options of `method` for a context of `max_tokens` tokens (prompt + generated).
