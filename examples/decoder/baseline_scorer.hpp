@@ -1,5 +1,5 @@
-// What the baseline scorers of lsa-eval (random, recency) share: shape checks, the token row size,
-// the query check and the chunk count; they differ only in their index and their scores.
+// What the baseline scorers of lsa-eval (random, recency, oracle) share: shape checks, the token
+// row size, the query check and the chunk count; they differ only in their index and their scores.
 #pragma once
 
 #include <cstdint>
@@ -41,6 +41,36 @@ class BaselineScorer {
   lsa::ScorerConfig config_;
   int32_t chunk_tokens_;
   int64_t row_bytes_ = 0;
+};
+
+/// A baseline whose index is only the token count (recency, oracle): key rows are counted, never
+/// read.
+class TokenCountingScorer : public BaselineScorer {
+ public:
+  /// Per-sequence index: only the token count.
+  struct Index {
+    int64_t num_tokens = 0;  ///< tokens appended
+  };
+  /// Rows are given per token (the key rows the decoder appends for the other scorers).
+  static constexpr lsa::KeyGranularity kGranularity = lsa::KeyGranularity::kToken;
+
+  /// Keys are not read: only the row count is checked.
+  lsa::Status check_keys(lsa::KeyRows rows) const noexcept {
+    return rows.num_rows < 0 || (rows.num_rows > 0 && rows.data == nullptr)
+               ? lsa::Status::kInvalidArgument
+               : lsa::Status::kOk;
+  }
+  /// Counts the tokens.
+  void append(Index& index, lsa::KeyRows rows) const noexcept { index.num_tokens += rows.num_rows; }
+  /// Forgets tokens from n on.
+  void truncate(Index& index, int64_t n) const noexcept {
+    index.num_tokens = index.num_tokens < n ? index.num_tokens : n;
+  }
+  /// ceil(tokens / chunk_tokens).
+  int64_t num_chunks(const Index& index) const noexcept { return chunks_of(index.num_tokens); }
+
+ protected:
+  using BaselineScorer::BaselineScorer;
 };
 
 }  // namespace lsa_decode

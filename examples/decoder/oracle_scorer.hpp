@@ -43,20 +43,14 @@ inline void chunk_scores_from_page_mass(std::span<const float> page_mass, int32_
 /// masses over in the weights of the query, which no other baseline reads. With top-k selection
 /// and page scores by mass, a refresh keeps the pages of largest mass (ties to the lower page).
 /// Keys and query vectors are not read.
-class OracleScorer : public BaselineScorer {
+class OracleScorer : public TokenCountingScorer {
  public:
-  /// Per-sequence index: only the token count.
-  struct Index {
-    int64_t num_tokens = 0;  ///< tokens appended
-  };
-  /// Rows are given per token (the key rows the decoder appends for the other scorers).
-  static constexpr lsa::KeyGranularity kGranularity = lsa::KeyGranularity::kToken;
   /// Scores are attention masses, not probabilities.
   static constexpr bool kProbabilities = false;
 
   /// Throws lsa::Error naming the field when a shape is invalid.
   OracleScorer(const lsa::ScorerConfig& config, int32_t chunk_tokens)
-      : BaselineScorer(config, chunk_tokens, "oracle") {}
+      : TokenCountingScorer(config, chunk_tokens, "oracle") {}
 
   /// q must have the usual shape; the weights (the chunk masses) must be finite.
   lsa::Status check_query(lsa::Query query) const noexcept {
@@ -64,20 +58,6 @@ class OracleScorer : public BaselineScorer {
     return lsa::detail::all_finite(query.weights) ? lsa::Status::kOk
                                                   : lsa::Status::kNonFiniteInput;
   }
-  /// Keys are not read: only the row count is checked.
-  lsa::Status check_keys(lsa::KeyRows rows) const noexcept {
-    return rows.num_rows < 0 || (rows.num_rows > 0 && rows.data == nullptr)
-               ? lsa::Status::kInvalidArgument
-               : lsa::Status::kOk;
-  }
-  /// Counts the tokens.
-  void append(Index& index, lsa::KeyRows rows) const noexcept { index.num_tokens += rows.num_rows; }
-  /// Forgets tokens from n on.
-  void truncate(Index& index, int64_t n) const noexcept {
-    index.num_tokens = std::min(index.num_tokens, n);
-  }
-  /// ceil(tokens / chunk_tokens).
-  int64_t num_chunks(const Index& index) const noexcept { return chunks_of(index.num_tokens); }
   /// out[c] = query.weights[c], 0 where the weights end.
   void score(const Index& index, lsa::Query query, std::span<float> out) const noexcept {
     const int64_t n = num_chunks(index);
