@@ -76,7 +76,9 @@ rm -rf "$fixture"
 mkdir -p "$fixture"
 model=models/SmolLM2-135M-Instruct.Q4_1.gguf
 if [[ -f "$model" ]]; then
-  bash scripts/training_text.sh | head -n 400 >"$fixture/text.txt"
+  # The whole text first: head closing the pipe early would end the script with SIGPIPE (141).
+  bash scripts/training_text.sh >"$fixture/training.txt"
+  head -n 400 "$fixture/training.txt" >"$fixture/text.txt"
   ./build/examples/indexer/lsa-indexer-dump -m "$model" --text "$fixture/text.txt" \
     --out "$fixture/dump" --text-docs 1 --text-doc-tokens 512 --synthetic-docs 1 \
     --synthetic-tokens 600,600 --taps 15,30

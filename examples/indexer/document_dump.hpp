@@ -26,7 +26,7 @@ struct DumpConfig {
 /// A refresh position chosen for a reason other than the stride.
 struct SpecialRefresh {
   int64_t position = 0;
-  RefreshKind kind = RefreshKind::kQuestionStart;
+  RefreshKind kind = RefreshKind::kQuestion;
 };
 
 /// Per-document counts, for the log.

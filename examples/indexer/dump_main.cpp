@@ -220,8 +220,12 @@ int run(int argc, char** argv) {
                             o.synthetic_max_tokens - o.synthetic_min_tokens + 1)));
       const SyntheticDoc doc =
           make_synthetic_doc(tok, text, n, o.max_notes, lsa_decode::mix64(o.seed) ^ static_cast<uint64_t>(i));
-      const SpecialRefresh special[] = {{doc.question_start, RefreshKind::kQuestionStart},
-                                        {doc.answer_start, RefreshKind::kAnswerStart}};
+      // Every position of the question and the answer is a refresh: where the eval's settings
+      // refresh (question start, answer start) and what a shorter interval sees in between.
+      std::vector<SpecialRefresh> special;
+      for (int64_t t = doc.question_start; t < static_cast<int64_t>(doc.tokens.size()); ++t) {
+        special.push_back({t, t < doc.answer_start ? RefreshKind::kQuestion : RefreshKind::kAnswer});
+      }
       log_doc("synthetic", i, static_cast<int64_t>(doc.tokens.size()),
               dump_document(model, doc.tokens, DocKind::kSynthetic, special, o.dump, writer));
     }

@@ -6,7 +6,7 @@
 //   doc_chunk_offsets [D + 1] i64            chunks of document j: rows [o[j], o[j+1])
 //   chunk_features [C, T, d] f32              mean residual stream over the chunk's tokens
 //   refresh_doc [R] i32, refresh_position [R] i64, refresh_kind [R] u8 (0 regular,
-//                                             1 question start, 2 answer start)
+//                                             1 in a question, 2 in an answer)
 //   query_features [R, T, d] f32              residual stream of the token before the refresh
 //   candidate_offsets [R + 1] i64             candidates of refresh r: its document's first
 //                                             o[r+1] - o[r] chunks (those complete at t)
@@ -34,7 +34,11 @@ namespace lsa_indexer {
 /// What kind of document a row comes from.
 enum class DocKind : uint8_t { kText = 0, kSynthetic = 1 };
 /// Why a refresh position was sampled.
-enum class RefreshKind : uint8_t { kRegular = 0, kQuestionStart = 1, kAnswerStart = 2 };
+enum class RefreshKind : uint8_t {
+  kRegular = 0,   ///< a multiple of the refresh stride
+  kQuestion = 1,  ///< a position of a synthetic document's question (its first: setting b's refresh)
+  kAnswer = 2,    ///< a position of its answer (its first: setting a's refresh)
+};
 
 /// Streams the dump's arrays into a directory.
 class DumpWriter {

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 FORMAT = "lsa-indexer-dump/1"
-REFRESH_KINDS = ("regular", "question start", "answer start")
+REFRESH_KINDS = ("regular", "question", "answer")
 DOC_KINDS = ("text", "synthetic")
 
 

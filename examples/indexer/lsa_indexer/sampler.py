@@ -65,7 +65,7 @@ def sample_batch(dump: Dump, refreshes: np.ndarray, query_tap: int, key_tap: int
 
 
 def refresh_weights(dump: Dump, refreshes: np.ndarray, special_weight: float) -> np.ndarray:
-    """Sampling probabilities: question-start and answer-start refreshes count special_weight times."""
+    """Sampling probabilities: refreshes in a question or an answer count special_weight times."""
     kinds = np.asarray(dump.refresh_kind)[refreshes]
     w = np.where(kinds == 0, 1.0, special_weight)
     return w / w.sum()

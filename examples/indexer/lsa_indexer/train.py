@@ -48,6 +48,7 @@ class TrainConfig:
     batch: int = 32
     lr: float = 1e-3
     weight_decay: float = 0.01
+    clip_norm: float = 1.0
     warmup: int = 100
     focal_gamma: float = 0.0
     special_weight: float = 8.0
@@ -94,7 +95,8 @@ def train(dump: Dump, cfg: TrainConfig, sampler: SamplerConfig, log=print) -> tu
     rng = np.random.default_rng(cfg.seed)
     params = init_params(shape, jax.random.PRNGKey(cfg.seed))
     schedule = optax.warmup_cosine_decay_schedule(0.0, cfg.lr, cfg.warmup, cfg.steps)
-    opt = optax.adamw(schedule, weight_decay=cfg.weight_decay)
+    opt = optax.chain(optax.clip_by_global_norm(cfg.clip_norm),
+                      optax.adamw(schedule, weight_decay=cfg.weight_decay))
     state = opt.init(params)
 
     @jax.jit
