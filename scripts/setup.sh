@@ -3,11 +3,11 @@
 # Idempotent: when everything is present it only runs `dpkg-query` (no network, no root needed).
 set -euo pipefail
 
-packages=(build-essential cmake catch2 libfmt-dev libbenchmark-dev python3-pip bible-kjv gnuplot-nox)
+packages=(build-essential cmake catch2 libfmt-dev libbenchmark-dev libhwy-dev python3-pip bible-kjv gnuplot-nox)
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
   echo "setup: no dpkg here; install yourself: CMake >= 3.21, a C++20 compiler (g++ >= 12 or" \
-       "clang >= 14), Catch2, fmt, Google Benchmark" >&2
+       "clang >= 14), Catch2, fmt, Google Benchmark, Highway >= 1.0" >&2
   exit 0
 fi
 
