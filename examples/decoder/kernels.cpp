@@ -135,61 +135,85 @@ void matmul_range(const float* x, int64_t n, int64_t d_in, int64_t ldx, const fl
   }
 }
 
-// 4 rows x 2 vectors of columns per block: two loads of b and four broadcasts per 8 FMAs.
-// kFull: the block's columns are all inside [0, m), no masks needed.
-template <bool kFull>
-HWY_INLINE void matmul_nn_columns(const float* x, int64_t n, int64_t k, int64_t ldx, const float* b,
-                                  int64_t left, int64_t ldb, float* y, int64_t ldy) {
+// Rows x vectors of columns per block of matmul_nn: per k, kNnCols loads of b and kNnRows
+// broadcasts of x feed kNnRows * kNnCols FMAs, with the accumulators and operands in registers
+// (32 on AVX-512, 16 on AVX2).
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+constexpr int kNnRows = 6, kNnCols = 4;
+#else
+constexpr int kNnRows = 6, kNnCols = 2;
+#endif
+
+// y rows yr[0..R) = x rows xr[0..R) times b over k, for the C vectors of columns at b (`left` of
+// them inside the matrix; kFull: all of them, no masks).
+template <int R, int C, bool kFull>
+HWY_INLINE void matmul_nn_block(const float* const* xr, int64_t k, const float* b, int64_t left,
+                                int64_t ldb, float* const* yr) {
   const DF df;
   const auto N = static_cast<int64_t>(hn::Lanes(df));
-  const auto m0 = hn::FirstN(df, static_cast<size_t>(std::min(left, N)));
-  const auto m1 = hn::FirstN(df, static_cast<size_t>(std::clamp<int64_t>(left - N, 0, N)));
-  for (int64_t i0 = 0; i0 < n; i0 += 4) {
-    const int rows = static_cast<int>(std::min<int64_t>(4, n - i0));
-    const float* xr[4];
-    for (int i = 0; i < 4; ++i) xr[i] = x + (i0 + std::min(i, rows - 1)) * ldx;
-    VF a00 = hn::Zero(df), a01 = hn::Zero(df), a10 = hn::Zero(df), a11 = hn::Zero(df);
-    VF a20 = hn::Zero(df), a21 = hn::Zero(df), a30 = hn::Zero(df), a31 = hn::Zero(df);
-    for (int64_t kk = 0; kk < k; ++kk) {
-      const float* brow = b + kk * ldb;
-      const VF b0 = kFull ? hn::LoadU(df, brow) : hn::MaskedLoad(m0, df, brow);
-      const VF b1 = kFull ? hn::LoadU(df, brow + N) : hn::MaskedLoad(m1, df, brow + N);
-      VF s = hn::Set(df, xr[0][kk]);
-      a00 = hn::MulAdd(s, b0, a00);
-      a01 = hn::MulAdd(s, b1, a01);
-      s = hn::Set(df, xr[1][kk]);
-      a10 = hn::MulAdd(s, b0, a10);
-      a11 = hn::MulAdd(s, b1, a11);
-      s = hn::Set(df, xr[2][kk]);
-      a20 = hn::MulAdd(s, b0, a20);
-      a21 = hn::MulAdd(s, b1, a21);
-      s = hn::Set(df, xr[3][kk]);
-      a30 = hn::MulAdd(s, b0, a30);
-      a31 = hn::MulAdd(s, b1, a31);
+  hn::Mask<DF> mask[C];
+  for (int c = 0; c < C; ++c) {
+    mask[c] = hn::FirstN(df, static_cast<size_t>(std::clamp<int64_t>(left - c * N, 0, N)));
+  }
+  VF acc[R][C];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 8
+    for (int c = 0; c < C; ++c) acc[r][c] = hn::Zero(df);
+  for (int64_t kk = 0; kk < k; ++kk) {
+    const float* brow = b + kk * ldb;
+    VF bv[C];
+#pragma GCC unroll 8
+    for (int c = 0; c < C; ++c) {
+      bv[c] = kFull ? hn::LoadU(df, brow + c * N) : hn::MaskedLoad(mask[c], df, brow + c * N);
     }
-    const VF acc[4][2] = {{a00, a01}, {a10, a11}, {a20, a21}, {a30, a31}};
-    for (int i = 0; i < rows; ++i) {
-      float* out = y + (i0 + i) * ldy;
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      const VF s = hn::Set(df, xr[r][kk]);
+#pragma GCC unroll 8
+      for (int c = 0; c < C; ++c) acc[r][c] = hn::MulAdd(s, bv[c], acc[r][c]);
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    for (int c = 0; c < C; ++c) {
       if (kFull) {
-        hn::StoreU(acc[i][0], df, out);
-        hn::StoreU(acc[i][1], df, out + N);
+        hn::StoreU(acc[r][c], df, yr[r] + c * N);
       } else {
-        hn::BlendedStore(acc[i][0], m0, df, out);
-        hn::BlendedStore(acc[i][1], m1, df, out + N);
+        hn::BlendedStore(acc[r][c], mask[c], df, yr[r] + c * N);
       }
     }
   }
 }
 
+// The block for `rows` (1..R) rows: no work on rows past the end (decode has 3 query heads per
+// KV head, fewer than a block).
+template <int R, bool kFull>
+HWY_INLINE void matmul_nn_rows(int rows, const float* const* xr, int64_t k, const float* b,
+                               int64_t left, int64_t ldb, float* const* yr) {
+  if constexpr (R > 1) {
+    if (rows < R) return matmul_nn_rows<R - 1, kFull>(rows, xr, k, b, left, ldb, yr);
+  }
+  matmul_nn_block<R, kNnCols, kFull>(xr, k, b, left, ldb, yr);
+}
+
 void matmul_nn(const float* x, int64_t n, int64_t k, int64_t ldx, const float* b, int64_t m,
                int64_t ldb, float* y, int64_t ldy) {
-  const auto N = static_cast<int64_t>(hn::Lanes(DF()));
+  const int64_t width = kNnCols * static_cast<int64_t>(hn::Lanes(DF()));
   prefetch_rows(b, k, m, ldb);
-  for (int64_t j0 = 0; j0 < m; j0 += 2 * N) {
-    if (m - j0 >= 2 * N) {
-      matmul_nn_columns<true>(x, n, k, ldx, b + j0, m - j0, ldb, y + j0, ldy);
-    } else {
-      matmul_nn_columns<false>(x, n, k, ldx, b + j0, m - j0, ldb, y + j0, ldy);
+  for (int64_t j0 = 0; j0 < m; j0 += width) {
+    for (int64_t i0 = 0; i0 < n; i0 += kNnRows) {
+      const int rows = static_cast<int>(std::min<int64_t>(kNnRows, n - i0));
+      const float* xr[kNnRows];
+      float* yr[kNnRows];
+      for (int r = 0; r < rows; ++r) {
+        xr[r] = x + (i0 + r) * ldx;
+        yr[r] = y + (i0 + r) * ldy + j0;
+      }
+      if (m - j0 >= width) {
+        matmul_nn_rows<kNnRows, true>(rows, xr, k, b + j0, m - j0, ldb, yr);
+      } else {
+        matmul_nn_rows<kNnRows, false>(rows, xr, k, b + j0, m - j0, ldb, yr);
+      }
     }
   }
 }

@@ -58,6 +58,20 @@ HWY_INLINE float scale_at(const std::byte* p) {
 #endif
 }
 
+// Q4_1's two f16 scales d and m (adjacent) as floats, converted together.
+HWY_INLINE void scale_and_min_at(const std::byte* p, float& d, float& m) {
+#if HWY_TARGET == HWY_SCALAR
+  d = half_to_float(half_bits(p));
+  m = half_to_float(half_bits(p + 2));
+#else
+  const hn::CappedTag<float, 2> d2;
+  const hn::Rebind<hwy::float16_t, decltype(d2)> dh2;
+  const auto v = hn::PromoteTo(d2, hn::LoadU(dh2, reinterpret_cast<const hwy::float16_t*>(p)));
+  d = hn::GetLane(v);
+  m = hn::ExtractLane(v, 1);
+#endif
+}
+
 // Lanes(DF) consecutive halves as floats.
 HWY_INLINE VF halves_at(DF df, const std::byte* p) {
 #if HWY_TARGET == HWY_SCALAR
@@ -105,24 +119,28 @@ struct Q8_0 {
 template <class Format>
 HWY_INLINE VF block_dot(DF df, const std::byte* block, const float* x) {
   const size_t N = hn::Lanes(df);
-  VF t = hn::Zero(df);
   if constexpr (std::is_same_v<Format, Q8_0>) {
-    for (size_t j = 0; j < kBlock; j += N)
+    VF t = hn::Mul(Format::at(df, block, 0), hn::LoadU(df, x));
+    for (size_t j = N; j < kBlock; j += N) {
       t = hn::MulAdd(Format::at(df, block, j), hn::LoadU(df, x + j), t);
+    }
+    return t;
   } else {
+    VF t;
     for (size_t j = 0; j < kBlock / 2; j += N) {
       VF lo, hi;
       Format::nibbles(df, block, j, lo, hi);
-      t = hn::MulAdd(lo, hn::LoadU(df, x + j), t);
+      t = j == 0 ? hn::Mul(lo, hn::LoadU(df, x)) : hn::MulAdd(lo, hn::LoadU(df, x + j), t);
       t = hn::MulAdd(hi, hn::LoadU(df, x + kBlock / 2 + j), t);
     }
+    return t;
   }
-  return t;
 }
 
-// How far ahead of the block being decoded its row is prefetched: the hardware prefetcher alone
-// leaves one thread at a third of the memory bandwidth.
-constexpr int64_t kPrefetchBytes = 256;
+// How far ahead of the block being decoded its row is prefetched (past the end of a row is
+// harmless: a prefetch never faults). Without it one thread streams the weights at about half
+// the speed; 1 KiB ahead was the best of 256 B to 2 KiB on an AMD EPYC (Zen 4).
+constexpr int64_t kPrefetchBytes = 1024;
 
 // out[r] = x . row r for R rows of a block format: per block, the vector accumulator takes
 // d * (q . x) and, for Q4_1, a scalar one m * sum(x). Rows are independent, so an output does not
@@ -144,8 +162,15 @@ HWY_INLINE void direct_rows(const float* x, const float* xsum, int64_t blocks,
     for (int r = 0; r < R; ++r) {
       const std::byte* block = rows[r] + b * Format::kBytes;
       hwy::Prefetch(block + kPrefetchBytes);
-      acc[r] = hn::MulAdd(hn::Set(df, scale_at(block)), block_dot<Format>(df, block, xb), acc[r]);
-      if constexpr (Format::kHasMin) min_acc[r] += scale_at(block + 2) * xsum[b];
+      const VF t = block_dot<Format>(df, block, xb);
+      if constexpr (Format::kHasMin) {
+        float d, m;
+        scale_and_min_at(block, d, m);
+        acc[r] = hn::MulAdd(hn::Set(df, d), t, acc[r]);
+        min_acc[r] += m * xsum[b];
+      } else {
+        acc[r] = hn::MulAdd(hn::Set(df, scale_at(block)), t, acc[r]);
+      }
     }
   }
   static_assert(R == 4, "rows reduce 4 at a time");
@@ -333,19 +358,21 @@ void dequantize_rows(const WeightMatrix& w, int64_t r_begin, int64_t r_end, floa
 void matmul_tiled(const float* x, int64_t n, const WeightMatrix& w, int64_t o_begin, int64_t o_end,
                   float* y, int64_t ldy) {
   if (o_begin >= o_end || n <= 0) return;
-  if (w.type() == GgmlType::kF32) {
-    return matmul_rows(x, n, w.cols(), f32_rows(w, o_begin), o_end - o_begin, w.cols(), y + o_begin,
-                       ldy);
-  }
-  // 64 rows of fp32 weights (up to 384 KiB for 1536 columns) stay in L2 while every row of x
-  // passes over them.
+  // 64 weight rows at a time are decoded and transposed into a panel [cols][64] (up to 384 KiB
+  // for 1536 columns, in L2), so that matmul_nn runs the product as broadcasts of x times
+  // vectors of outputs: no lane sums, every load of the panel feeds several rows of x.
   constexpr int64_t kTileRows = 64;
-  thread_local std::vector<float> tile;
-  tile.resize(static_cast<size_t>(kTileRows * w.cols()));
+  const int64_t cols = w.cols();
+  thread_local std::vector<float> rows, panel;
+  rows.resize(static_cast<size_t>(kTileRows * cols));
+  panel.resize(static_cast<size_t>(kTileRows * cols));
   for (int64_t ob = o_begin; ob < o_end; ob += kTileRows) {
     const int64_t oe = std::min(ob + kTileRows, o_end);
-    dequantize_rows(w, ob, oe, tile.data());
-    matmul_rows(x, n, w.cols(), tile.data(), oe - ob, w.cols(), y + ob, ldy);
+    dequantize_rows(w, ob, oe, rows.data());
+    for (int64_t o = 0; o < oe - ob; ++o) {
+      for (int64_t k = 0; k < cols; ++k) panel[k * kTileRows + o] = rows[o * cols + k];
+    }
+    matmul_nn(x, n, cols, cols, panel.data(), oe - ob, kTileRows, y + ob, ldy);
   }
 }
 
