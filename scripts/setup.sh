@@ -5,7 +5,7 @@
 # compares the requirements with what .venv was built from (no network, no root needed).
 set -euo pipefail
 
-packages=(build-essential cmake catch2 libfmt-dev libbenchmark-dev python3-pip python3-venv bible-kjv
+packages=(build-essential cmake catch2 libfmt-dev libbenchmark-dev libhwy-dev python3-pip python3-venv bible-kjv
           gnuplot-nox)
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -25,7 +25,7 @@ python_env() {
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
   echo "setup: no dpkg here; install yourself: CMake >= 3.21, a C++20 compiler (g++ >= 12 or" \
-       "clang >= 14), Catch2, fmt, Google Benchmark" >&2
+       "clang >= 14), Catch2, fmt, Google Benchmark, Highway >= 1.0" >&2
   exit 0
 fi
 

@@ -1,129 +1,105 @@
+// The fp32 kernels, written once with Highway and compiled for each SIMD target (ops/targets.hpp):
+// this file includes itself once per target through hwy/foreach_target.h.
 #include "kernels.hpp"
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "thread_pool.hpp"
 
-#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
-#define LSA_DECODE_X86 1
-#include <immintrin.h>
-#define LSA_DECODE_AVX512 __attribute__((target("avx512f,avx2,fma")))
-#else
-#define LSA_DECODE_X86 0
-#endif
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels.cpp"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+// After foreach_target.h, which includes this file again once per target:
+#include <hwy/cache_control.h>
+#include <hwy/contrib/math/math-inl.h>
+#include <hwy/highway.h>
 
+#include "ops/reduce-inl.h"
+
+HWY_BEFORE_NAMESPACE();
 namespace lsa_decode {
-namespace {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
 
-bool has_avx512() {
-#if LSA_DECODE_X86
-  static const bool yes = __builtin_cpu_supports("avx512f") != 0;
-  return yes;
+using DF = hn::ScalableTag<float>;
+using VF = hn::Vec<DF>;
+
+// x-rows per block of the dot-product kernel: AVX-512's 32 registers hold 4 x 4 accumulators plus
+// the operands, AVX2's 16 hold 3 x 4.
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+constexpr int kMaxRows = 4;
 #else
-  return false;
+constexpr int kMaxRows = 3;
 #endif
-}
+constexpr int kMaxCols = 8;
 
-// A block of dot products, portable: out[i][o] = x[i] . w[o] for i < nx, o < nw.
-void block_generic(const float* const* x, int nx, const float* const* w, int nw, int64_t d,
-                   float out[4][8]) {
-  for (int i = 0; i < nx; ++i) {
-    for (int o = 0; o < nw; ++o) {
-      float acc[8] = {};
-      int64_t k = 0;
-      for (; k + 8 <= d; k += 8) {
-        for (int j = 0; j < 8; ++j) acc[j] += x[i][k + j] * w[o][k + j];
-      }
-      float s = 0.0f;
-      for (; k < d; ++k) s += x[i][k] * w[o][k];
-      out[i][o] = s + ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+// out[i][o] = x[i] . w[o] for i < R, o < C over d elements: vectors along k, one accumulator per
+// pair, summed across lanes at the end. Fully unrolled so that the accumulators stay in registers.
+template <int R, int C>
+HWY_INLINE void dot_block(const float* const* x, const float* const* w, int64_t d,
+                          float out[kMaxRows][kMaxCols]) {
+  const DF df;
+  const auto N = static_cast<int64_t>(hn::Lanes(df));
+  VF acc[R][C];
+#pragma GCC unroll 8
+  for (int i = 0; i < R; ++i)
+#pragma GCC unroll 8
+    for (int o = 0; o < C; ++o) acc[i][o] = hn::Zero(df);
+  int64_t k = 0;
+  for (; k + N <= d; k += N) {
+    VF xv[R];
+#pragma GCC unroll 8
+    for (int i = 0; i < R; ++i) xv[i] = hn::LoadU(df, x[i] + k);
+#pragma GCC unroll 8
+    for (int o = 0; o < C; ++o) {
+      const VF wv = hn::LoadU(df, w[o] + k);
+#pragma GCC unroll 8
+      for (int i = 0; i < R; ++i) acc[i][o] = hn::MulAdd(xv[i], wv, acc[i][o]);
+    }
+  }
+  if (k < d) {
+    const auto m = hn::FirstN(df, static_cast<size_t>(d - k));
+    VF xv[R];
+#pragma GCC unroll 8
+    for (int i = 0; i < R; ++i) xv[i] = hn::MaskedLoad(m, df, x[i] + k);
+#pragma GCC unroll 8
+    for (int o = 0; o < C; ++o) {
+      const VF wv = hn::MaskedLoad(m, df, w[o] + k);
+#pragma GCC unroll 8
+      for (int i = 0; i < R; ++i) acc[i][o] = hn::MulAdd(xv[i], wv, acc[i][o]);
+    }
+  }
+  static_assert(C % 4 == 0, "blocks reduce 4 columns at a time");
+  for (int i = 0; i < R; ++i) {
+    for (int o = 0; o < C; o += 4) {
+      sum_lanes4(df, acc[i][o], acc[i][o + 1], acc[i][o + 2], acc[i][o + 3], &out[i][o]);
     }
   }
 }
 
-#if LSA_DECODE_X86
-// Sum of the 16 lanes (stored and added: GCC 12's _mm512_reduce_add_ps warns in its own header).
-LSA_DECODE_AVX512 inline float lane_sum(__m512 v) {
-  alignas(64) float lanes[16];
-  _mm512_store_ps(lanes, v);
-  float sum = 0.0f;
-  for (const float x : lanes) sum += x;
-  return sum;
-}
-
-// kRows x-rows by kCols w-rows of dot products with AVX-512 (rows past nx/nw repeat the last
-// pointer and are not stored). Fully unrolled so that every accumulator stays in a register.
-template <int kRows, int kCols>
-LSA_DECODE_AVX512 void block_avx512(const float* const* x, int nx, const float* const* w, int nw,
-                                    int64_t d, float out[4][8]) {
-  __m512 acc[kRows][kCols];
-#pragma GCC unroll 8
-  for (int i = 0; i < kRows; ++i)
-#pragma GCC unroll 8
-    for (int o = 0; o < kCols; ++o) acc[i][o] = _mm512_setzero_ps();
-  int64_t k = 0;
-  auto step = [&](__mmask16 m) LSA_DECODE_AVX512 {
-    __m512 xv[kRows], wv[kCols];
-#pragma GCC unroll 8
-    for (int i = 0; i < kRows; ++i) xv[i] = _mm512_maskz_loadu_ps(m, x[i] + k);
-#pragma GCC unroll 8
-    for (int o = 0; o < kCols; ++o) wv[o] = _mm512_maskz_loadu_ps(m, w[o] + k);
-#pragma GCC unroll 8
-    for (int i = 0; i < kRows; ++i)
-#pragma GCC unroll 8
-      for (int o = 0; o < kCols; ++o) acc[i][o] = _mm512_fmadd_ps(xv[i], wv[o], acc[i][o]);
-  };
-  for (; k + 16 <= d; k += 16) step(__mmask16(0xFFFF));
-  if (k < d) step(static_cast<__mmask16>((1u << (d - k)) - 1u));
-  for (int i = 0; i < std::min(nx, kRows); ++i)
-    for (int o = 0; o < std::min(nw, kCols); ++o) out[i][o] = lane_sum(acc[i][o]);
-}
-#endif
-
-}  // namespace
-
-void matmul(ThreadPool& pool, const float* x, int64_t n, int64_t d_in, const float* w,
-            int64_t d_out, float* y) {
-  matmul(pool, x, n, d_in, d_in, w, d_out, d_in, y, d_out);
-}
-
-namespace {
-
-// Outputs [o_begin, o_end) of y = x w^T, in tiles of 64 outputs x 64 rows: both operands' tiles
-// stay in L2 while the micro-kernel runs. One x-row (decode) takes 1 x 8 blocks, the product
-// streams the weights once; more rows take 4 x 4 blocks.
-void matmul_range(const float* x, int64_t n, int64_t d_in, int64_t ldx, const float* w, int64_t ldw,
-                  float* y, int64_t ldy, int64_t o_begin, int64_t o_end) {
-  const bool wide = has_avx512();
-  const int rows = n == 1 ? 1 : 4;
-  const int cols = n == 1 ? 8 : 4;
+// Outputs [o_begin, o_end) of y = x w^T with R x C blocks, in tiles of 64 outputs x 64 rows so
+// that both operands' tiles stay in L2 while the blocks run. Rows past the end repeat the last
+// one and are not stored, so every output is computed the same way wherever its block falls.
+template <int R, int C>
+void matmul_range_with(const float* x, int64_t n, int64_t d_in, int64_t ldx, const float* w,
+                       int64_t ldw, float* y, int64_t ldy, int64_t o_begin, int64_t o_end) {
   constexpr int64_t kTile = 64;
   for (int64_t ob = o_begin; ob < o_end; ob += kTile) {
     const int64_t oe = std::min(ob + kTile, o_end);
     for (int64_t ib = 0; ib < n; ib += kTile) {
       const int64_t ie = std::min(ib + kTile, n);
-      for (int64_t i0 = ib; i0 < ie; i0 += rows) {
-        const int nx = static_cast<int>(std::min<int64_t>(rows, ie - i0));
-        const float* xs[4];
-        for (int i = 0; i < 4; ++i) xs[i] = x + (i0 + std::min(i, nx - 1)) * ldx;
-        for (int64_t o0 = ob; o0 < oe; o0 += cols) {
-          const int nw = static_cast<int>(std::min<int64_t>(cols, oe - o0));
-          const float* ws[8];
-          for (int o = 0; o < 8; ++o) ws[o] = w + (o0 + std::min(o, nw - 1)) * ldw;
-          float out[4][8];
-#if LSA_DECODE_X86
-          if (wide && n == 1) {
-            block_avx512<1, 8>(xs, nx, ws, nw, d_in, out);
-          } else if (wide) {
-            block_avx512<4, 4>(xs, nx, ws, nw, d_in, out);
-          } else {
-            block_generic(xs, nx, ws, nw, d_in, out);
-          }
-#else
-          (void)wide;
-          block_generic(xs, nx, ws, nw, d_in, out);
-#endif
+      for (int64_t i0 = ib; i0 < ie; i0 += R) {
+        const int nx = static_cast<int>(std::min<int64_t>(R, ie - i0));
+        const float* xs[R];
+        for (int i = 0; i < R; ++i) xs[i] = x + (i0 + std::min(i, nx - 1)) * ldx;
+        for (int64_t o0 = ob; o0 < oe; o0 += C) {
+          const int nw = static_cast<int>(std::min<int64_t>(C, oe - o0));
+          const float* ws[C];
+          for (int o = 0; o < C; ++o) ws[o] = w + (o0 + std::min(o, nw - 1)) * ldw;
+          float out[kMaxRows][kMaxCols];
+          dot_block<R, C>(xs, ws, d_in, out);
           for (int i = 0; i < nx; ++i)
             for (int o = 0; o < nw; ++o) y[(i0 + i) * ldy + o0 + o] = out[i][o];
         }
@@ -132,89 +108,247 @@ void matmul_range(const float* x, int64_t n, int64_t d_in, int64_t ldx, const fl
   }
 }
 
-}  // namespace
+// Asks for rows [0, rows) of `cols` floats, `ld` apart, when they are few (attention reads one
+// KV page of short, strided rows per call; requesting all of its lines at once overlaps their
+// misses instead of meeting them one block at a time).
+HWY_INLINE void prefetch_rows(const float* p, int64_t rows, int64_t cols, int64_t ld) {
+  constexpr int64_t kMaxFloats = 4096;  // 16 KiB: a quarter of L1
+  if (rows * cols > kMaxFloats) return;
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t c = 0; c < cols; c += 16) hwy::Prefetch(p + r * ld + c);
+  }
+}
+
+// One x-row (decode) streams the weights once with 1 x 8 blocks; more rows share each weight
+// load across up to kMaxRows rows.
+void matmul_range(const float* x, int64_t n, int64_t d_in, int64_t ldx, const float* w, int64_t ldw,
+                  float* y, int64_t ldy, int64_t o_begin, int64_t o_end) {
+  prefetch_rows(w + o_begin * ldw, o_end - o_begin, d_in, ldw);
+  if (n == 1) {
+    matmul_range_with<1, 8>(x, n, d_in, ldx, w, ldw, y, ldy, o_begin, o_end);
+  } else if (n == 2) {
+    matmul_range_with<2, 4>(x, n, d_in, ldx, w, ldw, y, ldy, o_begin, o_end);
+  } else if (n == 3 || kMaxRows == 3) {
+    matmul_range_with<3, 4>(x, n, d_in, ldx, w, ldw, y, ldy, o_begin, o_end);
+  } else {
+    matmul_range_with<kMaxRows, 4>(x, n, d_in, ldx, w, ldw, y, ldy, o_begin, o_end);
+  }
+}
+
+// Rows x vectors of columns per block of matmul_nn: per k, kNnCols loads of b and kNnRows
+// broadcasts of x feed kNnRows * kNnCols FMAs, with the accumulators and operands in registers
+// (32 on AVX-512, 16 on AVX2).
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+constexpr int kNnRows = 6, kNnCols = 4;
+#else
+constexpr int kNnRows = 6, kNnCols = 2;
+#endif
+
+// y rows yr[0..R) = x rows xr[0..R) times b over k, for the C vectors of columns at b (`left` of
+// them inside the matrix; kFull: all of them, no masks).
+template <int R, int C, bool kFull>
+HWY_INLINE void matmul_nn_block(const float* const* xr, int64_t k, const float* b, int64_t left,
+                                int64_t ldb, float* const* yr) {
+  const DF df;
+  const auto N = static_cast<int64_t>(hn::Lanes(df));
+  hn::Mask<DF> mask[C];
+  for (int c = 0; c < C; ++c) {
+    mask[c] = hn::FirstN(df, static_cast<size_t>(std::clamp<int64_t>(left - c * N, 0, N)));
+  }
+  VF acc[R][C];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 8
+    for (int c = 0; c < C; ++c) acc[r][c] = hn::Zero(df);
+  for (int64_t kk = 0; kk < k; ++kk) {
+    const float* brow = b + kk * ldb;
+    VF bv[C];
+#pragma GCC unroll 8
+    for (int c = 0; c < C; ++c) {
+      bv[c] = kFull ? hn::LoadU(df, brow + c * N) : hn::MaskedLoad(mask[c], df, brow + c * N);
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      const VF s = hn::Set(df, xr[r][kk]);
+#pragma GCC unroll 8
+      for (int c = 0; c < C; ++c) acc[r][c] = hn::MulAdd(s, bv[c], acc[r][c]);
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    for (int c = 0; c < C; ++c) {
+      if (kFull) {
+        hn::StoreU(acc[r][c], df, yr[r] + c * N);
+      } else {
+        hn::BlendedStore(acc[r][c], mask[c], df, yr[r] + c * N);
+      }
+    }
+  }
+}
+
+// The block for `rows` (1..R) rows: no work on rows past the end (decode has 3 query heads per
+// KV head, fewer than a block).
+template <int R, bool kFull>
+HWY_INLINE void matmul_nn_rows(int rows, const float* const* xr, int64_t k, const float* b,
+                               int64_t left, int64_t ldb, float* const* yr) {
+  if constexpr (R > 1) {
+    if (rows < R) return matmul_nn_rows<R - 1, kFull>(rows, xr, k, b, left, ldb, yr);
+  }
+  matmul_nn_block<R, kNnCols, kFull>(xr, k, b, left, ldb, yr);
+}
+
+void matmul_nn(const float* x, int64_t n, int64_t k, int64_t ldx, const float* b, int64_t m,
+               int64_t ldb, float* y, int64_t ldy) {
+  const int64_t width = kNnCols * static_cast<int64_t>(hn::Lanes(DF()));
+  prefetch_rows(b, k, m, ldb);
+  for (int64_t j0 = 0; j0 < m; j0 += width) {
+    for (int64_t i0 = 0; i0 < n; i0 += kNnRows) {
+      const int rows = static_cast<int>(std::min<int64_t>(kNnRows, n - i0));
+      const float* xr[kNnRows];
+      float* yr[kNnRows];
+      for (int r = 0; r < rows; ++r) {
+        xr[r] = x + (i0 + r) * ldx;
+        yr[r] = y + (i0 + r) * ldy + j0;
+      }
+      if (m - j0 >= width) {
+        matmul_nn_rows<kNnRows, true>(rows, xr, k, b + j0, m - j0, ldb, yr);
+      } else {
+        matmul_nn_rows<kNnRows, false>(rows, xr, k, b + j0, m - j0, ldb, yr);
+      }
+    }
+  }
+}
+
+// Partial sums of the softmax are flushed into a double every this many vectors, so that long
+// rows lose no more precision than short ones.
+constexpr int kFlushVectors = 64;
+
+double softmax(float* x, int64_t n) {
+  const DF df;
+  const auto N = static_cast<int64_t>(hn::Lanes(df));
+  const VF neg_inf = hn::Set(df, -std::numeric_limits<float>::infinity());
+  VF vmax = neg_inf;
+  int64_t k = 0;
+  for (; k + N <= n; k += N) vmax = hn::Max(vmax, hn::LoadU(df, x + k));
+  if (k < n) {
+    const auto m = hn::FirstN(df, static_cast<size_t>(n - k));
+    vmax = hn::Max(vmax, hn::IfThenElse(m, hn::MaskedLoad(m, df, x + k), neg_inf));
+  }
+  const float mx = hn::GetLane(hn::MaxOfLanes(df, vmax));
+  const VF vmx = hn::Set(df, mx);
+  double sum = 0.0;
+  VF vsum = hn::Zero(df);
+  int pending = 0;
+  for (k = 0; k + N <= n; k += N) {
+    const VF e = hn::Exp(df, hn::Sub(hn::LoadU(df, x + k), vmx));
+    hn::StoreU(e, df, x + k);
+    vsum = hn::Add(vsum, e);
+    if (++pending == kFlushVectors) {
+      sum += hn::GetLane(hn::SumOfLanes(df, vsum));
+      vsum = hn::Zero(df);
+      pending = 0;
+    }
+  }
+  if (k < n) {
+    const auto m = hn::FirstN(df, static_cast<size_t>(n - k));
+    const VF e = hn::IfThenElseZero(m, hn::Exp(df, hn::Sub(hn::MaskedLoad(m, df, x + k), vmx)));
+    hn::BlendedStore(e, m, df, x + k);
+    vsum = hn::Add(vsum, e);
+  }
+  sum += hn::GetLane(hn::SumOfLanes(df, vsum));
+  const VF inv = hn::Set(df, static_cast<float>(1.0 / sum));
+  for (k = 0; k + N <= n; k += N) hn::StoreU(hn::Mul(hn::LoadU(df, x + k), inv), df, x + k);
+  if (k < n) {
+    const auto m = hn::FirstN(df, static_cast<size_t>(n - k));
+    hn::BlendedStore(hn::Mul(hn::MaskedLoad(m, df, x + k), inv), m, df, x + k);
+  }
+  return std::log(sum) + mx;
+}
+
+// silu(g) * u = g / (1 + exp(-g)) * u. exp's argument is capped at 88 (exp(88) is finite in
+// float; Highway's Exp is exact to 1 ULP only up to 104): below g = -88, silu(g) is below 1e-36
+// either way.
+HWY_INLINE VF silu_times(const DF df, VF g, VF u) {
+  const VF e = hn::Exp(df, hn::Min(hn::Neg(g), hn::Set(df, 88.0f)));
+  return hn::Mul(hn::Div(g, hn::Add(hn::Set(df, 1.0f), e)), u);
+}
+
+void silu_mul(float* gate, const float* up, int64_t n) {
+  const DF df;
+  const auto N = static_cast<int64_t>(hn::Lanes(df));
+  int64_t k = 0;
+  for (; k + N <= n; k += N) {
+    hn::StoreU(silu_times(df, hn::LoadU(df, gate + k), hn::LoadU(df, up + k)), df, gate + k);
+  }
+  if (k < n) {
+    const auto m = hn::FirstN(df, static_cast<size_t>(n - k));
+    const VF r = silu_times(df, hn::MaskedLoad(m, df, gate + k), hn::MaskedLoad(m, df, up + k));
+    hn::BlendedStore(r, m, df, gate + k);
+  }
+}
+
+float dot(const float* a, const float* b, int64_t n) {
+  const DF df;
+  const auto N = static_cast<int64_t>(hn::Lanes(df));
+  VF acc = hn::Zero(df);
+  int64_t k = 0;
+  for (; k + N <= n; k += N) acc = hn::MulAdd(hn::LoadU(df, a + k), hn::LoadU(df, b + k), acc);
+  if (k < n) {
+    const auto m = hn::FirstN(df, static_cast<size_t>(n - k));
+    acc = hn::MulAdd(hn::MaskedLoad(m, df, a + k), hn::MaskedLoad(m, df, b + k), acc);
+  }
+  return hn::GetLane(hn::SumOfLanes(df, acc));
+}
+
+void axpy(float a, const float* x, float* y, int64_t n) {
+  const DF df;
+  const auto N = static_cast<int64_t>(hn::Lanes(df));
+  const VF va = hn::Set(df, a);
+  int64_t k = 0;
+  for (; k + N <= n; k += N) {
+    hn::StoreU(hn::MulAdd(va, hn::LoadU(df, x + k), hn::LoadU(df, y + k)), df, y + k);
+  }
+  if (k < n) {
+    const auto m = hn::FirstN(df, static_cast<size_t>(n - k));
+    const VF r = hn::MulAdd(va, hn::MaskedLoad(m, df, x + k), hn::MaskedLoad(m, df, y + k));
+    hn::BlendedStore(r, m, df, y + k);
+  }
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace lsa_decode
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+
+namespace lsa_decode {
+
+HWY_EXPORT(matmul_range);
+HWY_EXPORT(matmul_nn);
+HWY_EXPORT(softmax);
+HWY_EXPORT(silu_mul);
+HWY_EXPORT(dot);
+HWY_EXPORT(axpy);
+
+void matmul(ThreadPool& pool, const float* x, int64_t n, int64_t d_in, const float* w,
+            int64_t d_out, float* y) {
+  matmul(pool, x, n, d_in, d_in, w, d_out, d_in, y, d_out);
+}
 
 void matmul(ThreadPool& pool, const float* x, int64_t n, int64_t d_in, int64_t ldx, const float* w,
             int64_t d_out, int64_t ldw, float* y, int64_t ldy) {
   pool.parallel_for(d_out, 16, [&](int64_t o_begin, int64_t o_end) {
-    matmul_range(x, n, d_in, ldx, w, ldw, y, ldy, o_begin, o_end);
+    HWY_DYNAMIC_DISPATCH(matmul_range)(x, n, d_in, ldx, w, ldw, y, ldy, o_begin, o_end);
   });
 }
 
-void matmul_rows(const float* x, int64_t n, int64_t d_in, const float* w, int64_t d_out, int64_t ldw,
-                 float* y, int64_t ldy) {
-  matmul_range(x, n, d_in, d_in, w, ldw, y, ldy, 0, d_out);
+void matmul_rows(const float* x, int64_t n, int64_t d_in, const float* w, int64_t d_out,
+                 int64_t ldw, float* y, int64_t ldy) {
+  HWY_DYNAMIC_DISPATCH(matmul_range)(x, n, d_in, d_in, w, ldw, y, ldy, 0, d_out);
 }
-
-namespace {
-
-void matmul_nn_generic(const float* x, int64_t n, int64_t k, int64_t ldx, const float* b, int64_t m,
-                       int64_t ldb, float* y, int64_t ldy) {
-  for (int64_t i = 0; i < n; ++i) {
-    float* row = y + i * ldy;
-    std::fill(row, row + m, 0.0f);
-    for (int64_t kk = 0; kk < k; ++kk) {
-      const float a = x[i * ldx + kk];
-      const float* brow = b + kk * ldb;
-      for (int64_t j = 0; j < m; ++j) row[j] += a * brow[j];
-    }
-  }
-}
-
-#if LSA_DECODE_X86
-// 4 rows x 32 columns per block: 2 loads of b and 4 broadcasts per 8 FMAs.
-LSA_DECODE_AVX512 void matmul_nn_avx512(const float* x, int64_t n, int64_t k, int64_t ldx,
-                                        const float* b, int64_t m, int64_t ldb, float* y,
-                                        int64_t ldy) {
-  for (int64_t j0 = 0; j0 < m; j0 += 32) {
-    const int64_t left = m - j0;
-    const __mmask16 m0 = left >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << left) - 1u);
-    const __mmask16 m1 = left >= 32 ? __mmask16(0xFFFF)
-                         : left > 16 ? static_cast<__mmask16>((1u << (left - 16)) - 1u)
-                                     : __mmask16(0);
-    for (int64_t i0 = 0; i0 < n; i0 += 4) {
-      const int rows = static_cast<int>(std::min<int64_t>(4, n - i0));
-      const float* xr[4];
-      for (int i = 0; i < 4; ++i) xr[i] = x + (i0 + std::min(i, rows - 1)) * ldx;
-      __m512 a00 = _mm512_setzero_ps(), a01 = _mm512_setzero_ps(), a10 = _mm512_setzero_ps(),
-             a11 = _mm512_setzero_ps(), a20 = _mm512_setzero_ps(), a21 = _mm512_setzero_ps(),
-             a30 = _mm512_setzero_ps(), a31 = _mm512_setzero_ps();
-      for (int64_t kk = 0; kk < k; ++kk) {
-        const float* brow = b + kk * ldb + j0;
-        const __m512 b0 = _mm512_maskz_loadu_ps(m0, brow);
-        const __m512 b1 = _mm512_maskz_loadu_ps(m1, brow + 16);
-        __m512 s = _mm512_set1_ps(xr[0][kk]);
-        a00 = _mm512_fmadd_ps(s, b0, a00);
-        a01 = _mm512_fmadd_ps(s, b1, a01);
-        s = _mm512_set1_ps(xr[1][kk]);
-        a10 = _mm512_fmadd_ps(s, b0, a10);
-        a11 = _mm512_fmadd_ps(s, b1, a11);
-        s = _mm512_set1_ps(xr[2][kk]);
-        a20 = _mm512_fmadd_ps(s, b0, a20);
-        a21 = _mm512_fmadd_ps(s, b1, a21);
-        s = _mm512_set1_ps(xr[3][kk]);
-        a30 = _mm512_fmadd_ps(s, b0, a30);
-        a31 = _mm512_fmadd_ps(s, b1, a31);
-      }
-      const __m512 acc[4][2] = {{a00, a01}, {a10, a11}, {a20, a21}, {a30, a31}};
-      for (int i = 0; i < rows; ++i) {
-        float* out = y + (i0 + i) * ldy + j0;
-        _mm512_mask_storeu_ps(out, m0, acc[i][0]);
-        _mm512_mask_storeu_ps(out + 16, m1, acc[i][1]);
-      }
-    }
-  }
-}
-#endif
-
-}  // namespace
 
 void matmul_nn(const float* x, int64_t n, int64_t k, int64_t ldx, const float* b, int64_t m,
                int64_t ldb, float* y, int64_t ldy) {
-#if LSA_DECODE_X86
-  if (has_avx512()) return matmul_nn_avx512(x, n, k, ldx, b, m, ldb, y, ldy);
-#endif
-  matmul_nn_generic(x, n, k, ldx, b, m, ldb, y, ldy);
+  HWY_DYNAMIC_DISPATCH(matmul_nn)(x, n, k, ldx, b, m, ldb, y, ldy);
 }
 
 void rms_norm(const float* x, const float* weight, int64_t d, float eps, float* out) {
@@ -239,31 +373,15 @@ void rope(float* v, int64_t num_heads, int64_t head_dim, int64_t pos, float thet
 }
 
 void silu_mul(float* gate, const float* up, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) gate[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+  HWY_DYNAMIC_DISPATCH(silu_mul)(gate, up, n);
 }
 
-float dot(const float* a, const float* b, int64_t n) {
-  float acc[8] = {};
-  int64_t k = 0;
-  for (; k + 8 <= n; k += 8) {
-    for (int j = 0; j < 8; ++j) acc[j] += a[k + j] * b[k + j];
-  }
-  float s = 0.0f;
-  for (; k < n; ++k) s += a[k] * b[k];
-  return s + ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-}
+float dot(const float* a, const float* b, int64_t n) { return HWY_DYNAMIC_DISPATCH(dot)(a, b, n); }
 
-void axpy(float a, const float* x, float* y, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
-}
+void axpy(float a, const float* x, float* y, int64_t n) { HWY_DYNAMIC_DISPATCH(axpy)(a, x, y, n); }
 
-double softmax(float* x, int64_t n) {
-  const float mx = *std::max_element(x, x + n);
-  double sum = 0.0;
-  for (int64_t i = 0; i < n; ++i) sum += (x[i] = std::exp(x[i] - mx));
-  const float inv = static_cast<float>(1.0 / sum);
-  for (int64_t i = 0; i < n; ++i) x[i] *= inv;
-  return std::log(sum) + mx;
-}
+double softmax(float* x, int64_t n) { return HWY_DYNAMIC_DISPATCH(softmax)(x, n); }
 
 }  // namespace lsa_decode
+
+#endif  // HWY_ONCE

@@ -1,5 +1,6 @@
-// The decoder's numeric kernels: matrix products (AVX-512 where the CPU has it, portable loops
-// otherwise), RMS norm, rotary embeddings, SiLU, softmax.
+// The decoder's fp32 kernels: matrix products, RMS norm, rotary embeddings, SiLU, softmax. The
+// vector ones run on the best SIMD target the CPU has (AVX-512, AVX2 or portable scalar code; see
+// ops/targets.hpp). Products with weights in their stored types are in ops/quant_matmul.hpp.
 #pragma once
 
 #include <cstdint>

@@ -8,6 +8,7 @@
 //              [--perplexity text.txt --tokens N]
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -25,6 +26,7 @@
 #include "error.hpp"
 #include "gguf.hpp"
 #include "model.hpp"
+#include "ops/targets.hpp"
 #include "session.hpp"
 #include "tokenizer.hpp"
 
@@ -85,7 +87,9 @@ void print_help() {
       "      --threads N        worker threads (default: hardware threads)\n"
       "      --top5             print the top-5 next-token ids and logits after the prompt\n"
       "      --show-ids         print the prompt's token ids\n"
-      "      --perplexity PATH  dense perplexity of the first --tokens N tokens of a text file\n");
+      "      --perplexity PATH  dense perplexity of the first --tokens N tokens of a text file\n"
+      "\nLSA_DECODE_TARGET=AVX3|AVX2|SCALAR pins the SIMD kernels (default: the best the CPU "
+      "has).\n");
 }
 
 Options parse(int argc, char** argv) {
@@ -150,6 +154,13 @@ Options parse(int argc, char** argv) {
   return o;
 }
 
+// Progress lines rewrite themselves with carriage returns: only for a person at a terminal, not
+// for logs.
+bool show_progress() {
+  static const bool tty = isatty(STDERR_FILENO) != 0;
+  return tty;
+}
+
 int32_t argmax(const std::vector<float>& v) {
   return static_cast<int32_t>(std::max_element(v.begin(), v.end()) - v.begin());
 }
@@ -184,9 +195,10 @@ int perplexity(const Options& o, const LlamaModel& model, const Tokenizer& tok) 
         nll -= double(row[ids[p + 1]]) - mx - std::log(sum);
       },
       [&](int done, int total) {
-        fmt::print(stderr, "\rprefill {} tokens: layer {}/{}", ids.size(), done, total);
+        if (show_progress())
+          fmt::print(stderr, "\rprefill {} tokens: layer {}/{}", ids.size(), done, total);
       });
-  fmt::print(stderr, "\n");
+  if (show_progress()) fmt::print(stderr, "\n");
   const double n = static_cast<double>(positions.size());
   fmt::print("perplexity over {} tokens of '{}' (dense, {} predictions): {:.4f} (mean NLL {:.5f}) in {:.1f} s\n",
              ids.size(), o.perplexity_file, positions.size(), std::exp(nll / n), nll / n, seconds_since(t0));
@@ -195,15 +207,18 @@ int perplexity(const Options& o, const LlamaModel& model, const Tokenizer& tok) 
 
 int run(int argc, char** argv) {
   const Options o = parse(argc, argv);
+  use_target_from_env();
   const int threads = o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   auto t0 = std::chrono::steady_clock::now();
   const GgufFile file = GgufFile::open(o.model);
   const Tokenizer tok(file);
   const LlamaModel model(file, threads);
   const ModelConfig& mc = model.config();
-  fmt::print(stderr, "model {}: {} layers, d={}, {} heads ({} KV), vocab {}; loaded in {:.1f} s, {} threads\n",
+  fmt::print(stderr,
+             "model {}: {} layers, d={}, {} heads ({} KV), vocab {}; loaded in {:.1f} s, {} "
+             "threads, {} kernels\n",
              o.model, mc.num_layers, mc.d_model, mc.num_heads, mc.num_kv_heads, mc.vocab_size,
-             seconds_since(t0), threads);
+             seconds_since(t0), threads, active_target());
   if (!o.perplexity_file.empty()) return perplexity(o, model, tok);
 
   const std::string text = o.raw ? o.prompt : Tokenizer::chat_prompt({{"user", o.prompt}});
@@ -223,7 +238,7 @@ int run(int argc, char** argv) {
   std::vector<TokenState> states;
   std::vector<float> logits;
   const int64_t last = static_cast<int64_t>(prompt.size()) - 1;
-  const bool show = prompt.size() >= 512;
+  const bool show = prompt.size() >= 512 && show_progress();
   model.prefill(
       prompt, states, std::span(&last, 1),
       [&](int64_t, std::span<const float> row) { logits.assign(row.begin(), row.end()); },

@@ -10,6 +10,7 @@
 #include "error.hpp"
 #include "gguf.hpp"
 #include "kernels.hpp"
+#include "ops/quant_matmul.hpp"
 #include "quant.hpp"
 
 namespace lsa_decode {
@@ -23,17 +24,28 @@ int32_t positive_int(const GgufFile& f, const char* key) {
   return static_cast<int32_t>(v);
 }
 
-// A tensor of dims {cols, rows} (ggml order) dequantized to rows x cols floats.
-std::vector<float> load(const GgufFile& f, const std::string& name, int64_t cols, int64_t rows) {
+// A tensor of dims {cols, rows} (ggml order), checked against the shape this model needs.
+const GgufTensor& checked(const GgufFile& f, const std::string& name, int64_t cols, int64_t rows) {
   const GgufTensor& t = f.tensor(name);
   const std::vector<int64_t> want = rows == 1 ? std::vector<int64_t>{cols} : std::vector<int64_t>{cols, rows};
   if (t.dims != want) {
     throw DecodeError(fmt::format("{}: tensor '{}' has dims {} but this model needs {}", f.name(), name,
                                   t.dims, want));
   }
-  std::vector<float> out(static_cast<size_t>(cols * rows));
-  dequantize(t.type, t.data, out.data(), cols * rows);
+  return t;
+}
+
+// A vector (norm weights) dequantized to floats.
+std::vector<float> load_vector(const GgufFile& f, const std::string& name, int64_t size) {
+  const GgufTensor& t = checked(f, name, size, 1);
+  std::vector<float> out(static_cast<size_t>(size));
+  dequantize(t.type, t.data, out.data(), size);
   return out;
+}
+
+// A weight matrix of `rows` outputs by `cols` inputs, kept in its stored type.
+WeightMatrix load_matrix(const GgufFile& f, const std::string& name, int64_t cols, int64_t rows) {
+  return WeightMatrix::from_tensor(checked(f, name, cols, rows));
 }
 
 }  // namespace
@@ -77,31 +89,31 @@ LlamaModel::LlamaModel(const GgufFile& f, int num_threads) : pool_(num_threads) 
                                   f.name(), embd.dims, c.d_model));
   }
   c.vocab_size = static_cast<int32_t>(embd.dims[1]);
-  token_embd_ = load(f, "token_embd.weight", c.d_model, c.vocab_size);
-  if (f.find_tensor("output.weight") != nullptr) output_ = load(f, "output.weight", c.d_model, c.vocab_size);
-  output_norm_ = load(f, "output_norm.weight", c.d_model, 1);
+  token_embd_ = load_matrix(f, "token_embd.weight", c.d_model, c.vocab_size);
+  if (f.find_tensor("output.weight") != nullptr)
+    output_ = load_matrix(f, "output.weight", c.d_model, c.vocab_size);
+  output_norm_ = load_vector(f, "output_norm.weight", c.d_model);
   const int64_t q_dim = int64_t{c.num_heads} * c.head_dim, kv_dim = int64_t{c.num_kv_heads} * c.head_dim;
   layers_.resize(static_cast<size_t>(c.num_layers));
   for (int32_t l = 0; l < c.num_layers; ++l) {
     const std::string p = fmt::format("blk.{}.", l);
     Layer& L = layers_[l];
-    L.attn_norm = load(f, p + "attn_norm.weight", c.d_model, 1);
-    L.wq = load(f, p + "attn_q.weight", c.d_model, q_dim);
-    L.wk = load(f, p + "attn_k.weight", c.d_model, kv_dim);
-    L.wv = load(f, p + "attn_v.weight", c.d_model, kv_dim);
-    L.wo = load(f, p + "attn_output.weight", q_dim, c.d_model);
-    L.ffn_norm = load(f, p + "ffn_norm.weight", c.d_model, 1);
-    L.w_gate = load(f, p + "ffn_gate.weight", c.d_model, c.ffn_dim);
-    L.w_up = load(f, p + "ffn_up.weight", c.d_model, c.ffn_dim);
-    L.w_down = load(f, p + "ffn_down.weight", c.ffn_dim, c.d_model);
+    L.attn_norm = load_vector(f, p + "attn_norm.weight", c.d_model);
+    L.wq = load_matrix(f, p + "attn_q.weight", c.d_model, q_dim);
+    L.wk = load_matrix(f, p + "attn_k.weight", c.d_model, kv_dim);
+    L.wv = load_matrix(f, p + "attn_v.weight", c.d_model, kv_dim);
+    L.wo = load_matrix(f, p + "attn_output.weight", q_dim, c.d_model);
+    L.ffn_norm = load_vector(f, p + "ffn_norm.weight", c.d_model);
+    L.w_gate = load_matrix(f, p + "ffn_gate.weight", c.d_model, c.ffn_dim);
+    L.w_up = load_matrix(f, p + "ffn_up.weight", c.d_model, c.ffn_dim);
+    L.w_down = load_matrix(f, p + "ffn_down.weight", c.ffn_dim, c.d_model);
   }
 }
 
 void LlamaModel::output_logits(const float* x, float* logits) const {
   std::vector<float> h(static_cast<size_t>(config_.d_model));
   rms_norm(x, output_norm_.data(), config_.d_model, config_.rms_eps, h.data());
-  const float* w = output_.empty() ? token_embd_.data() : output_.data();
-  matmul(pool_, h.data(), 1, config_.d_model, w, config_.vocab_size, logits);
+  matmul(pool_, h.data(), 1, output(), logits);
 }
 
 void LlamaModel::check_taps(const ForwardTaps* taps) const {
@@ -151,7 +163,7 @@ void LlamaModel::prefill(std::span<const int32_t> tokens, std::vector<TokenState
   std::vector<float> x(n * d), h(n * d), q(n * q_dim), k(n * kv_dim), v(n * kv_dim), att(n * q_dim);
   std::vector<float> tmp(n * d), gate(n * c.ffn_dim), up(n * c.ffn_dim);
   for (int64_t i = 0; i < n; ++i) {
-    std::copy_n(token_embd_.data() + int64_t{tokens[i]} * d, d, x.data() + i * d);
+    token_embd_.dequantize_row(tokens[i], x.data() + i * d);
   }
   states.resize(static_cast<size_t>(n));
   for (TokenState& s : states) {
@@ -168,9 +180,9 @@ void LlamaModel::prefill(std::span<const int32_t> tokens, std::vector<TokenState
     tap_hidden(x.data(), l);
     std::fill(chunk_mass.begin(), chunk_mass.end(), 0.0f);
     for (int64_t i = 0; i < n; ++i) rms_norm(x.data() + i * d, L.attn_norm.data(), d, c.rms_eps, h.data() + i * d);
-    matmul(pool_, h.data(), n, d, L.wq.data(), q_dim, q.data());
-    matmul(pool_, h.data(), n, d, L.wk.data(), kv_dim, k.data());
-    matmul(pool_, h.data(), n, d, L.wv.data(), kv_dim, v.data());
+    matmul(pool_, h.data(), n, L.wq, q.data());
+    matmul(pool_, h.data(), n, L.wk, k.data());
+    matmul(pool_, h.data(), n, L.wv, v.data());
     for (int64_t i = 0; i < n; ++i) {
       rope(q.data() + i * q_dim, H, hd, i, c.rope_theta);
       rope(k.data() + i * kv_dim, KV, hd, i, c.rope_theta);
@@ -215,27 +227,26 @@ void LlamaModel::prefill(std::span<const int32_t> tokens, std::vector<TokenState
       std::fill(head_chunk_mass.begin(), head_chunk_mass.end(), 0.0f);
     }
     if (num_chunks > 0) taps->on_chunk_mass(l, chunk_mass, num_chunks);
-    matmul(pool_, att.data(), n, q_dim, L.wo.data(), d, tmp.data());
+    matmul(pool_, att.data(), n, L.wo, tmp.data());
     for (int64_t i = 0; i < n * d; ++i) x[i] += tmp[i];
     for (int64_t i = 0; i < n; ++i) rms_norm(x.data() + i * d, L.ffn_norm.data(), d, c.rms_eps, h.data() + i * d);
-    matmul(pool_, h.data(), n, d, L.w_gate.data(), c.ffn_dim, gate.data());
-    matmul(pool_, h.data(), n, d, L.w_up.data(), c.ffn_dim, up.data());
+    matmul(pool_, h.data(), n, L.w_gate, gate.data());
+    matmul(pool_, h.data(), n, L.w_up, up.data());
     silu_mul(gate.data(), up.data(), n * c.ffn_dim);
-    matmul(pool_, gate.data(), n, c.ffn_dim, L.w_down.data(), d, tmp.data());
+    matmul(pool_, gate.data(), n, L.w_down, tmp.data());
     for (int64_t i = 0; i < n * d; ++i) x[i] += tmp[i];
     if (progress) progress(l + 1, c.num_layers);
   }
   tap_hidden(x.data(), c.num_layers);
   // Output projection in blocks of positions: one matrix product per block.
   constexpr int64_t kLogitRows = 32;
-  const float* w = output_.empty() ? token_embd_.data() : output_.data();
   std::vector<float> normed(kLogitRows * d), block(kLogitRows * c.vocab_size);
   for (size_t j0 = 0; j0 < logit_positions.size(); j0 += kLogitRows) {
     const auto rows = static_cast<int64_t>(std::min<size_t>(kLogitRows, logit_positions.size() - j0));
     for (int64_t r = 0; r < rows; ++r) {
       rms_norm(x.data() + logit_positions[j0 + r] * d, output_norm_.data(), d, c.rms_eps, normed.data() + r * d);
     }
-    matmul(pool_, normed.data(), rows, d, w, c.vocab_size, block.data());
+    matmul(pool_, normed.data(), rows, output(), block.data());
     for (int64_t r = 0; r < rows; ++r) {
       on_logits(logit_positions[j0 + r], std::span<const float>(block.data() + r * c.vocab_size, c.vocab_size));
     }
@@ -251,8 +262,8 @@ void LlamaModel::decode(int32_t token, int64_t pos, std::span<const KvPage> page
   const int64_t q_dim = H * hd, kv_dim = KV * hd, group = H / KV, kvf = c.kv_floats();
   int64_t context = 1;
   for (const KvPage& p : pages) context += p.num_tokens;
-  std::vector<float> x(token_embd_.begin() + int64_t{token} * d, token_embd_.begin() + (int64_t{token} + 1) * d);
-  std::vector<float> h(d), att(q_dim), tmp(d), gate(c.ffn_dim), up(c.ffn_dim);
+  std::vector<float> x(d), h(d), att(q_dim), tmp(d), gate(c.ffn_dim), up(c.ffn_dim);
+  token_embd_.dequantize_row(token, x.data());
   state.kv.resize(c.num_layers * kvf);
   state.key.resize(c.num_layers * kv_dim);
   state.query.resize(c.num_layers * q_dim);
@@ -282,9 +293,9 @@ void LlamaModel::decode(int32_t token, int64_t pos, std::span<const KvPage> page
     float* k = state.kv.data() + l * kvf;
     float* v = k + kv_dim;
     rms_norm(x.data(), L.attn_norm.data(), d, c.rms_eps, h.data());
-    matmul(pool_, h.data(), 1, d, L.wq.data(), q_dim, q);
-    matmul(pool_, h.data(), 1, d, L.wk.data(), kv_dim, k);
-    matmul(pool_, h.data(), 1, d, L.wv.data(), kv_dim, v);
+    matmul(pool_, h.data(), 1, L.wq, q);
+    matmul(pool_, h.data(), 1, L.wk, k);
+    matmul(pool_, h.data(), 1, L.wv, v);
     rope(q, H, hd, pos, c.rope_theta);
     rope(k, KV, hd, pos, c.rope_theta);
     std::copy_n(k, kv_dim, state.key.data() + l * kv_dim);
@@ -338,13 +349,13 @@ void LlamaModel::decode(int32_t token, int64_t pos, std::span<const KvPage> page
         mass->self[l] += in[num_pages];
       }
     }
-    matmul(pool_, att.data(), 1, q_dim, L.wo.data(), d, tmp.data());
+    matmul(pool_, att.data(), 1, L.wo, tmp.data());
     for (int64_t i = 0; i < d; ++i) x[i] += tmp[i];
     rms_norm(x.data(), L.ffn_norm.data(), d, c.rms_eps, h.data());
-    matmul(pool_, h.data(), 1, d, L.w_gate.data(), c.ffn_dim, gate.data());
-    matmul(pool_, h.data(), 1, d, L.w_up.data(), c.ffn_dim, up.data());
+    matmul(pool_, h.data(), 1, L.w_gate, gate.data());
+    matmul(pool_, h.data(), 1, L.w_up, up.data());
     silu_mul(gate.data(), up.data(), c.ffn_dim);
-    matmul(pool_, gate.data(), 1, c.ffn_dim, L.w_down.data(), d, tmp.data());
+    matmul(pool_, gate.data(), 1, L.w_down, tmp.data());
     for (int64_t i = 0; i < d; ++i) x[i] += tmp[i];
   }
   tap_hidden(c.num_layers);

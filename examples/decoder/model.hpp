@@ -1,5 +1,6 @@
-// A Llama-family transformer (SmolLM2 and the like) read from GGUF, weights dequantized to fp32,
-// with a dense prefill and a decode step whose attention reads only the KV pages it is given.
+// A Llama-family transformer (SmolLM2 and the like) read from GGUF, weight matrices kept in their
+// stored types (ops/weight_matrix.hpp), with a dense prefill and a decode step whose attention
+// reads only the KV pages it is given.
 #pragma once
 
 #include <cstdint>
@@ -8,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "ops/weight_matrix.hpp"
 #include "thread_pool.hpp"
 
 namespace lsa_decode {
@@ -105,15 +107,18 @@ class LlamaModel {
 
  private:
   struct Layer {
-    std::vector<float> attn_norm, wq, wk, wv, wo, ffn_norm, w_gate, w_up, w_down;
+    std::vector<float> attn_norm, ffn_norm;
+    WeightMatrix wq, wk, wv, wo, w_gate, w_up, w_down;
   };
   void output_logits(const float* x, float* logits) const;
   // Throws DecodeError on a tap layer outside [0, num_layers] or a negative chunk size.
   void check_taps(const ForwardTaps* taps) const;
+  // The output projection: output.weight, or token_embd when the file ties them.
+  const WeightMatrix& output() const { return output_.empty() ? token_embd_ : output_; }
 
   ModelConfig config_;
-  std::vector<float> token_embd_;  // [vocab][d_model], also the output projection when tied
-  std::vector<float> output_;      // [vocab][d_model] when the file has output.weight, else empty
+  WeightMatrix token_embd_;  // [vocab][d_model], also the output projection when tied
+  WeightMatrix output_;      // [vocab][d_model] when the file has output.weight, else empty
   std::vector<float> output_norm_;
   std::vector<Layer> layers_;
   mutable ThreadPool pool_;
