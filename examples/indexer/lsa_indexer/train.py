@@ -41,7 +41,7 @@ from .sampler import SamplerConfig, refresh_weights, sample_batch  # noqa: E402
 @dataclass(frozen=True)
 class TrainConfig:
     query_tap: int = 30
-    key_tap: int = 15
+    key_tap: int = 8
     num_heads: int = 8
     head_dim: int = 64
     steps: int = 3000
@@ -51,7 +51,7 @@ class TrainConfig:
     clip_norm: float = 1.0
     warmup: int = 100
     focal_gamma: float = 0.0
-    special_weight: float = 8.0
+    special_weight: float = 2.0
     eval_every: int = 100
     patience: int = 8
     seed: int = 0
