@@ -355,7 +355,7 @@ TEST_CASE("errors: when the file mirror cannot be written, commit says kIoError 
   // /dev/full accepts the open and fails every write with ENOSPC.
   const int fd = ::open("/dev/full", O_RDWR);
   if (fd < 0) {
-    WARN("no writable /dev/full here; skipped");
+    WARN("LSA_TEST_SKIPPED: no writable /dev/full here");
     return;
   }
   ::close(fd);
