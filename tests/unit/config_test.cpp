@@ -117,6 +117,10 @@ TEST_CASE("config: every invalid field throws lsa::Error naming the field", "[cp
       {"num_slots", [](auto& c) { c.num_slots = 15; }},                   // < 2 * 8
       {"num_slots", [](auto& c) { c.num_slots = 0; }},
       {"num_slots", [](auto& c) { c.max_sequences = 3; }},
+      // Enum fields holding values that are none of their enumerators.
+      {"policy.selection", [](auto& c) { c.policy.selection = static_cast<lsa::Selection>(7); }},
+      {"policy.page_score", [](auto& c) { c.policy.page_score = static_cast<lsa::PageScore>(9); }},
+      {"recall_mode", [](auto& c) { c.recall_mode = static_cast<lsa::RecallMode>(5); }},
   };
   for (size_t i = 0; i < rules.size(); ++i) {
     lsa::CacheConfig c = valid();
