@@ -12,6 +12,7 @@
 #include "lsa/cache_config.hpp"
 #include "lsa/error.hpp"
 #include "lsa/sparse_kv_cache.hpp"
+#include "support/allocation_hooks.hpp"
 #include "support/cache_harness.hpp"
 
 namespace {
@@ -176,4 +177,34 @@ TEST_CASE("config: constructing a cache validates (and the scorer checks its own
   }
   d = valid();
   CHECK_NOTHROW(lsa::SparseKVCache<>(d));
+}
+
+TEST_CASE("config: a cache whose bookkeeping cannot be allocated throws lsa::Error, not bad_alloc",
+          "[cpu][config]") {
+  // Valid, but under a memory limit INT32_MAX slots cannot be had: their bookkeeping alone takes
+  // gigabytes. Construction throws lsa::Error naming the field; nothing leaks (ASan checks).
+  lsa::CacheConfig c = lsa::testing::small_config();
+  c.bytes_per_token_per_layer = 1;
+  c.num_layers = 1;
+  c.chunk_tokens = 1;
+  c.page_chunks = 1;
+  c.policy.sink_chunks = 0;
+  c.policy.recent_chunks = 0;
+  c.policy.kmax_pages = 1;
+  c.max_sequences = 1;
+  c.num_slots = std::numeric_limits<int32_t>::max();
+  REQUIRE_NOTHROW(lsa::validate(c));
+  const auto construct = [](const lsa::CacheConfig& config) {
+    lsa::testing::LimitAllocations limit(size_t{1} << 30);  // no single allocation above 1 GiB
+    lsa::testing::TestCache cache(config);
+  };
+  try {
+    construct(c);
+    FAIL("constructed a cache of INT32_MAX slots under a 1 GiB allocation limit");
+  } catch (const lsa::Error& e) {
+    INFO(e.what());
+    CHECK(std::string(e.what()).find("num_slots") != std::string::npos);
+  } catch (const std::bad_alloc&) {
+    FAIL("std::bad_alloc escaped the constructor");
+  }
 }
