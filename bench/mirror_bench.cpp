@@ -6,7 +6,6 @@
 // the mirror side is not in the caches (as in a long context); the slot side is one page, hot.
 // The file mirror lives in the system temp directory (the page cache: no disk in the numbers).
 #include <benchmark/benchmark.h>
-
 #include <unistd.h>
 
 #include <cstddef>
@@ -32,8 +31,8 @@ std::string temp_file() {
 struct Fixture {
   Fixture(int64_t page_bytes, bool digests, bool file)
       : path(file ? temp_file() : ""),
-        mirror(page_bytes, lsa::detail::MirrorOptions{
-                               .path = path, .overwrite = true, .digests = digests}),
+        mirror(page_bytes,
+               lsa::detail::MirrorOptions{.path = path, .overwrite = true, .digests = digests}),
         page(static_cast<size_t>(page_bytes)),
         cells(kMirrorBytes / page_bytes) {
     for (size_t i = 0; i < page.size(); ++i) page[i] = static_cast<std::byte>(i * 131 + 7);
@@ -58,7 +57,8 @@ void run_seal(benchmark::State& state, bool file) {
   if (!f.ok) return state.SkipWithError("mirror setup failed");
   int64_t cell = 0;
   for (auto _ : state) {
-    if (f.mirror.write(cell, f.page.data()) != lsa::Status::kOk) return state.SkipWithError("write");
+    if (f.mirror.write(cell, f.page.data()) != lsa::Status::kOk)
+      return state.SkipWithError("write");
     cell = (cell + 1) % f.cells;
   }
   state.SetBytesProcessed(state.iterations() * page_bytes);
@@ -88,18 +88,19 @@ void BM_MirrorRecallFile(benchmark::State& state) { run_recall(state, true); }
 // The digest alone, on a hot page.
 void BM_PageDigest(benchmark::State& state) {
   std::vector<std::byte> page(static_cast<size_t>(state.range(0)), std::byte{3});
-  for (auto _ : state) benchmark::DoNotOptimize(lsa::detail::page_digest(page.data(), state.range(0)));
+  for (auto _ : state)
+    benchmark::DoNotOptimize(lsa::detail::page_digest(page.data(), state.range(0)));
   state.SetBytesProcessed(state.iterations() * state.range(0));
 }
 
-#define LSA_MIRROR_ARGS                                                                       \
-  ->ArgNames({"page_bytes", "digest"})                                                        \
-      ->Args({4096, 0})                                                                       \
-      ->Args({4096, 1})                                                                       \
-      ->Args({65536, 0})                                                                      \
-      ->Args({65536, 1})                                                                      \
-      ->Args({1 << 20, 0})                                                                    \
-      ->Args({1 << 20, 1})                                                                    \
+#define LSA_MIRROR_ARGS                \
+  ->ArgNames({"page_bytes", "digest"}) \
+      ->Args({4096, 0})                \
+      ->Args({4096, 1})                \
+      ->Args({65536, 0})               \
+      ->Args({65536, 1})               \
+      ->Args({1 << 20, 0})             \
+      ->Args({1 << 20, 1})             \
       ->Unit(benchmark::kMicrosecond)
 
 BENCHMARK(BM_MirrorSeal) LSA_MIRROR_ARGS;

@@ -68,9 +68,8 @@ CudaStore::CudaStore(const CacheConfig& config, const CudaStoreOptions& options)
       recall_copy_(options.recall_copy),
       device_(options.device),
       compute_(options.compute_stream),
-      mirror_(page_bytes_,
-              lsa::detail::MirrorOptions{
-                  .arenas = lsa::detail::ArenaAllocator{&allocate_pinned, &free_pinned}}) {
+      mirror_(page_bytes_, lsa::detail::MirrorOptions{.arenas = lsa::detail::ArenaAllocator{
+                                                          &allocate_pinned, &free_pinned}}) {
   int count = 0;
   check_construction(cudaGetDeviceCount(&count), "cudaGetDeviceCount");
   if (options.device < 0 || options.device >= count) {

@@ -21,10 +21,12 @@ void validate_policy(const CacheConfig& c) {
   if (p.interval < 1) fail("policy.interval must be >= 1 (got {})", p.interval);
   // Enum fields can hold any value of their underlying type (a cast, a config file, memory).
   if (static_cast<int>(p.selection) > static_cast<int>(Selection::kTopP)) {
-    fail("policy.selection must be kThreshold, kTopK or kTopP (got {})", static_cast<int>(p.selection));
+    fail("policy.selection must be kThreshold, kTopK or kTopP (got {})",
+         static_cast<int>(p.selection));
   }
   if (static_cast<int>(p.page_score) > static_cast<int>(PageScore::kScoreMass)) {
-    fail("policy.page_score must be kKeptChunks or kScoreMass (got {})", static_cast<int>(p.page_score));
+    fail("policy.page_score must be kKeptChunks or kScoreMass (got {})",
+         static_cast<int>(p.page_score));
   }
   if (!std::isfinite(p.threshold)) fail("policy.threshold must be finite (got {})", p.threshold);
   if (p.top_k_chunks < 1) fail("policy.top_k_chunks must be >= 1 (got {})", p.top_k_chunks);

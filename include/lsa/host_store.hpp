@@ -117,7 +117,6 @@ class HostStore : public detail::SlotBook {
     return seal_from(id, slot_data(slot_of(id)));
   }
 
-
   /// Writes page `id` as it is once `kv` ([page_tokens - first][num_layers][token bytes], as
   /// append's kv) fills its tokens [first, page_tokens) into a new mirror cell (*cell), without
   /// sealing the page yet: tokens before `first` come from its slot (first > 0 needs one; a page
@@ -129,7 +128,8 @@ class HostStore : public detail::SlotBook {
       staging_.reset(new (std::nothrow) std::byte[static_cast<size_t>(page_bytes_)]);
       if (staging_ == nullptr) return Status::kOutOfMemory;
     }
-    if (first > 0) std::memcpy(staging_.get(), slot_data(slot_of(id)), static_cast<size_t>(page_bytes_));
+    if (first > 0)
+      std::memcpy(staging_.get(), slot_data(slot_of(id)), static_cast<size_t>(page_bytes_));
     transpose_tokens(staging_.get(), first, page_tokens_ - first, kv);
     *cell = mirror_.allocate();
     if (*cell < 0) return Status::kOutOfMemory;

@@ -135,8 +135,8 @@ class SparseKVCache {
       // The partial tail page this append fills leaves the set, but frees its slot only once
       // sealed, which the append does last; at the minimum reserve the next page needs that slot.
       // So its seal is staged first (written to the mirror, committed with the call).
-      const PageId old_tail = old_len % chunker_.page_tokens() != 0 && new_pages > 0
-                                  ? seq->pages[old_pages - 1] : -1;
+      const PageId old_tail =
+          old_len % chunker_.page_tokens() != 0 && new_pages > 0 ? seq->pages[old_pages - 1] : -1;
       if (stream && old_tail >= 0 && new_pages - streamed > available &&
           slots_freed_by_leaving(*seq, old_tail) > available - store_.available_slots()) {
         tail_status = stage_tail_seal(*seq, old_len, kv, &tail_cell);
@@ -150,8 +150,10 @@ class SparseKVCache {
       }
       seq->pages.reserve(static_cast<size_t>(chunker_.num_pages(new_len)));
       seq->resident.reserve(seq->resident.size() + static_cast<size_t>(new_pages));
-      if (seq->pending_active) seq->pending.reserve(seq->pending.size() + static_cast<size_t>(new_pages));
-      reserve_leaving(std::max(seq->resident.size(), seq->pending.size()) + static_cast<size_t>(new_pages));
+      if (seq->pending_active)
+        seq->pending.reserve(seq->pending.size() + static_cast<size_t>(new_pages));
+      reserve_leaving(std::max(seq->resident.size(), seq->pending.size()) +
+                      static_cast<size_t>(new_pages));
       streamed_.reserve(static_cast<size_t>(streamed));
       if (Status s = store_.reserve_pages(new_pages); s != Status::kOk) {
         cancel_tail_seal(tail_cell);
@@ -293,8 +295,8 @@ class SparseKVCache {
     int64_t from_dropped = 0;
     for (int32_t p : seq->resident) {
       const PageId page = seq->pages[p];
-      from_dropped += p >= kept_pages && (store_.refs(page) == 1 ||
-                                          (store_.pins(page) == 1 && store_.sealed(page)));
+      from_dropped += p >= kept_pages &&
+                      (store_.refs(page) == 1 || (store_.pins(page) == 1 && store_.sealed(page)));
     }
     int64_t given_way = 0;
     try {
@@ -303,12 +305,14 @@ class SparseKVCache {
         given_way = needed - direct - from_dropped;
         if (plan_give_way(given_way, seq) < given_way) return Status::kCapacityExceeded;
       }
-      const int64_t late = std::max<int64_t>(0, static_cast<int64_t>(missing.size()) - direct - given_way);
+      const int64_t late =
+          std::max<int64_t>(0, static_cast<int64_t>(missing.size()) - direct - given_way);
       bytes.resize(static_cast<size_t>((late + (copy_tail ? 1 : 0)) * store_.page_bytes()));
     } catch (const std::bad_alloc&) {
       return Status::kOutOfMemory;
     }
-    const int64_t late = static_cast<int64_t>(bytes.size()) / store_.page_bytes() - (copy_tail ? 1 : 0);
+    const int64_t late =
+        static_cast<int64_t>(bytes.size()) / store_.page_bytes() - (copy_tail ? 1 : 0);
     const size_t first_late = missing.size() - static_cast<size_t>(late);
     std::byte* tail_bytes = bytes.data() + late * store_.page_bytes();
     for (size_t i = first_late; i < missing.size(); ++i) {
@@ -346,7 +350,8 @@ class SparseKVCache {
     for (size_t i = first_late; i < missing.size(); ++i) {
       store_.pin(missing[i]);  // before the slot: the next take_slot must not evict it
       const int32_t slot = store_.take_slot(missing[i]);
-      store_.write_page(slot, bytes.data() + static_cast<int64_t>(i - first_late) * store_.page_bytes());
+      store_.write_page(slot,
+                        bytes.data() + static_cast<int64_t>(i - first_late) * store_.page_bytes());
       store_.count_recall();
     }
     for (int32_t p : joining) {
@@ -424,7 +429,8 @@ class SparseKVCache {
     }
     apply_give_way();
     apply_leaving(*parent, f);
-    // The child starts with the parent's reconciled sets (no larger than the copies: no allocation).
+    // The child starts with the parent's reconciled sets (no larger than the copies: no
+    // allocation).
     child->resident.assign(parent->resident.begin(), parent->resident.end());
     child->chosen.assign(parent->chosen.begin(), parent->chosen.end());
     child->chosen_ranked.assign(parent->chosen_ranked.begin(), parent->chosen_ranked.end());
@@ -613,11 +619,14 @@ class SparseKVCache {
  private:
   // Whether the store can write a page from append's KV into the mirror before a call commits
   // (store_concept.hpp).
-  static constexpr bool kCanStream = requires(StoreT& s, PageId id, int32_t first,
-                                              const std::byte* kv, int64_t* cell) {
-    { s.stage_seal(id, first, kv, cell) } noexcept -> std::same_as<Status>;
-    { s.commit_seal(id, int64_t{}) } noexcept;
-    { s.cancel_seal(int64_t{}) } noexcept;
+  static constexpr bool kCanStream =
+      requires(StoreT & s, PageId id, int32_t first, const std::byte* kv, int64_t* cell) {
+    { s.stage_seal(id, first, kv, cell) }
+    noexcept->std::same_as<Status>;
+    { s.commit_seal(id, int64_t{}) }
+    noexcept;
+    { s.cancel_seal(int64_t{}) }
+    noexcept;
   };
 
   struct Sequence {
@@ -910,7 +919,8 @@ class SparseKVCache {
   void release_pending_page(PageId page) noexcept {
     store_.unpin(page);
     const int32_t slot = store_.slot_of(page);
-    if (slot >= 0 && store_.pins(page) == 0 && store_.slot_ready(slot) && store_.slot_failed(slot)) {
+    if (slot >= 0 && store_.pins(page) == 0 && store_.slot_ready(slot) &&
+        store_.slot_failed(slot)) {
       store_.drop_slot(page);
     }
   }
@@ -986,11 +996,13 @@ class SparseKVCache {
     give_way_candidates_.clear();
     for (auto& [id, seq] : sequences_) {
       if (!seq.pending_active) continue;
-      for (auto it = seq.pending_chosen_ranked.rbegin(); it != seq.pending_chosen_ranked.rend(); ++it) {
+      for (auto it = seq.pending_chosen_ranked.rbegin(); it != seq.pending_chosen_ranked.rend();
+           ++it) {
         const int32_t p = *it;
         const PageId page = seq.pages[p];
         if (is_resident(seq, p) || store_.slot_of(page) < 0 || !store_.sealed(page)) continue;
-        if (&seq == self && std::binary_search(leaving_pending_.begin(), leaving_pending_.end(), p)) {
+        if (&seq == self &&
+            std::binary_search(leaving_pending_.begin(), leaving_pending_.end(), p)) {
           continue;
         }
         give_way_candidates_.push_back({&seq, p, page});
@@ -1033,7 +1045,8 @@ class SparseKVCache {
 
   // Stages the seal of the partial tail page of a history of `old_len` tokens as `kv` (append's)
   // fills it; *cell receives the mirror cell (-1 on failure).
-  Status stage_tail_seal(Sequence& seq, int64_t old_len, const std::byte* kv, int64_t* cell) noexcept {
+  Status stage_tail_seal(Sequence& seq, int64_t old_len, const std::byte* kv,
+                         int64_t* cell) noexcept {
     *cell = -1;
     if constexpr (kCanStream) {
       const PageId tail = seq.pages[chunker_.page_of_token(old_len)];
@@ -1059,10 +1072,12 @@ class SparseKVCache {
       const int64_t page_tokens = chunker_.page_tokens();
       const int64_t token_bytes = int64_t{config_.num_layers} * config_.bytes_per_token_per_layer;
       for (int64_t p = chunker_.num_pages(old_len); p < chunker_.num_pages(new_len); ++p) {
-        if (after.contains(p)) continue;  // unforced pages are full: p < suffix_begin < num_pages - 1
+        if (after.contains(p))
+          continue;  // unforced pages are full: p < suffix_begin < num_pages - 1
         const PageId page = store_.create_page();  // records reserved by the caller
         int64_t cell = -1;
-        if (Status s = store_.stage_seal(page, 0, kv + (p * page_tokens - old_len) * token_bytes, &cell);
+        if (Status s =
+                store_.stage_seal(page, 0, kv + (p * page_tokens - old_len) * token_bytes, &cell);
             s != Status::kOk) {
           store_.release(page);
           for (PageId q : streamed_) store_.release(q);
@@ -1132,7 +1147,7 @@ class SparseKVCache {
   };
   std::vector<GiveWay> give_way_;  // scratch of plan_give_way / apply_give_way
   std::vector<GiveWay> give_way_candidates_, give_way_by_page_;  // scratch of plan_give_way
-  std::vector<PageId> streamed_;   // scratch of stream_pages
+  std::vector<PageId> streamed_;                                 // scratch of stream_pages
   uint64_t epoch_ = 0;
   uint64_t last_version_ = 0;  // see touch()
   int64_t refreshes_ = 0;

@@ -1,12 +1,12 @@
 // The test binary's global operator new and delete (declared in support/allocation_hooks.hpp):
 // plain malloc/free, plus per-thread counting and a per-thread size limit for the tests.
+#include "support/allocation_hooks.hpp"
+
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
-#include <atomic>
 #include <new>
-
-#include "support/allocation_hooks.hpp"
 
 namespace {
 

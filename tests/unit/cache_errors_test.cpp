@@ -447,7 +447,7 @@ TEST_CASE("errors (async): after a recall fails, step sizes the view by the set 
   constexpr int64_t kCapacity = 3;
   std::vector<int32_t> indptr(2, kPoison), last(1, kPoison), table(12, kPoison);
   std::vector<int32_t> indices(kCapacity + 8, kPoison), lists(kCapacity + 8, kPoison);
-  const lsa::ViewBuffers small{indptr.data(), indices.data(), kCapacity, last.data(),
+  const lsa::ViewBuffers small{indptr.data(), indices.data(), kCapacity,    last.data(),
                                lists.data(),  kCapacity,      table.data(), 12};
   const std::vector<SeqId> batch = {1};
   CHECK(f.h.cache.step(batch, {}, small) == Status::kBufferTooSmall);
@@ -473,9 +473,10 @@ TEST_CASE("errors (async): after a recall fails, step sizes the view by the set 
   CHECK(f.h.cache.stats().recall_errors == 2);
 }
 
-TEST_CASE("invariant 7 (async): a failed truncate leaves the resident set as it was (the finished "
-          "set in flight is not swapped in first)",
-          "[cpu][invariant][errors][async]") {
+TEST_CASE(
+    "invariant 7 (async): a failed truncate leaves the resident set as it was (the finished "
+    "set in flight is not swapped in first)",
+    "[cpu][invariant][errors][async]") {
   AsyncFileFixture f;
   f.refresh_and_wait();  // {0, 4, 11} is complete and waits for the next step
   f.truncate_file();     // page 7, which the truncated history forces, cannot be read back
@@ -489,9 +490,10 @@ TEST_CASE("invariant 7 (async): a failed truncate leaves the resident set as it 
   CHECK(after == slots);
 }
 
-TEST_CASE("invariant 7 (async): a failed fork leaves the parent's sets as they were (its finished "
-          "set in flight is not swapped in first)",
-          "[cpu][invariant][errors][async]") {
+TEST_CASE(
+    "invariant 7 (async): a failed fork leaves the parent's sets as they were (its finished "
+    "set in flight is not swapped in first)",
+    "[cpu][invariant][errors][async]") {
   AsyncFileFixture f(2);
   f.refresh_and_wait();  // {0, 4, 5, 11} is complete and waits for the next step
   // Written by the engine and not yet committed: the fork commits it, and sealing fails. (Page 11

@@ -3,7 +3,6 @@
 // of the pages it drops; a prefill with lsa-copied KV of any length streams its middle pages to the
 // mirror.
 #include <catch2/catch.hpp>
-
 #include <cstdint>
 #include <vector>
 
@@ -68,9 +67,10 @@ TEST_CASE("capacity (async): with the minimum reserve a set in flight gives way 
   h.check_all();
 }
 
-TEST_CASE("capacity: with the minimum reserve a decode append with KV may fill the tail page and "
-          "open the next one in one call",
-          "[cpu][capacity]") {
+TEST_CASE(
+    "capacity: with the minimum reserve a decode append with KV may fill the tail page and "
+    "open the next one in one call",
+    "[cpu][capacity]") {
   // Every sequence at its budget, tail page forced only: the tail this append fills leaves the
   // set, and its slot is the only one the next page can take, so it is sealed first.
   const RecallMode mode = GENERATE(RecallMode::kSync, RecallMode::kAsync);
@@ -119,7 +119,8 @@ TEST_CASE("capacity: truncate counts the slots of the pages it drops", "[cpu][ca
   REQUIRE(resident(h, 1) == std::vector<int32_t>{6, 7, 8, 9});
   REQUIRE(h.cache.store().available_slots() == 0);
   CHECK(h.truncate(1, target) == Status::kOk);
-  CHECK(resident(h, 1) == (target == 2 ? std::vector<int32_t>{0} : std::vector<int32_t>{0, 1, 2, 3}));
+  CHECK(resident(h, 1) ==
+        (target == 2 ? std::vector<int32_t>{0} : std::vector<int32_t>{0, 1, 2, 3}));
   h.check_all();
   // And the shorter history grows again.
   REQUIRE(h.append(1, 30) == Status::kOk);

@@ -1,7 +1,6 @@
 // One validated config struct (DESIGN.md s.7): every rule of lsa::validate throws lsa::Error whose
 // message names the field; valid boundary values pass.
 #include <catch2/catch.hpp>
-
 #include <cmath>
 #include <cstdint>
 #include <functional>
@@ -92,8 +91,13 @@ TEST_CASE("config: every invalid field throws lsa::Error naming the field", "[cp
       {"page_chunks", [](auto& c) { c.page_chunks = 0; }},
       {"page_chunks", [](auto& c) { c.page_chunks = -1; }},
       // Page bytes over 2^40 (64-token pages, 2 layers) and page tokens over 2^30.
-      {"bytes_per_token_per_layer", [](auto& c) { c.bytes_per_token_per_layer = (int64_t{1} << 33) + 1; }},
-      {"chunk_tokens", [](auto& c) { c.chunk_tokens = 1 << 16; c.page_chunks = 1 << 15; }},
+      {"bytes_per_token_per_layer",
+       [](auto& c) { c.bytes_per_token_per_layer = (int64_t{1} << 33) + 1; }},
+      {"chunk_tokens",
+       [](auto& c) {
+         c.chunk_tokens = 1 << 16;
+         c.page_chunks = 1 << 15;
+       }},
       {"max_sequences", [](auto& c) { c.max_sequences = 0; }},
       {"max_tokens", [](auto& c) { c.max_tokens = 0; }},
       {"max_tokens", [](auto& c) { c.max_tokens = int64_t{1} << 40; }},  // 2^34 pages > int32
@@ -112,10 +116,15 @@ TEST_CASE("config: every invalid field throws lsa::Error naming the field", "[cp
       {"policy.hysteresis", [nan](auto& c) { c.policy.hysteresis = nan; }},
       {"policy.hysteresis", [inf](auto& c) { c.policy.hysteresis = inf; }},
       {"policy.max_recall_pages", [](auto& c) { c.policy.max_recall_pages = -1; }},
-      {"policy.kmax_pages", [](auto& c) { c.policy.kmax_pages = 3; c.num_slots = 6; }},  // forced 4
+      {"policy.kmax_pages",
+       [](auto& c) {
+         c.policy.kmax_pages = 3;
+         c.num_slots = 6;
+       }},  // forced 4
       {"policy.kmax_pages", [](auto& c) { c.policy.kmax_pages = 0; }},
-      {"policy.kmax_pages", [](auto& c) { c.policy.sink_chunks = 100; }},  // 7 sink + 3 recent pages
-      {"num_slots", [](auto& c) { c.num_slots = 15; }},                   // < 2 * 8
+      {"policy.kmax_pages",
+       [](auto& c) { c.policy.sink_chunks = 100; }},     // 7 sink + 3 recent pages
+      {"num_slots", [](auto& c) { c.num_slots = 15; }},  // < 2 * 8
       {"num_slots", [](auto& c) { c.num_slots = 0; }},
       {"num_slots", [](auto& c) { c.max_sequences = 3; }},
       // Enum fields holding values that are none of their enumerators.

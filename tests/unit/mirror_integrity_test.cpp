@@ -1,11 +1,10 @@
 // Invariant 9: no silent wrong byte from the mirror. A mirror file belongs to one cache (an
 // exclusive lock; an existing non-empty file is refused unless the config asks to overwrite it),
 // and every page read back from the mirror is checked against the digest taken when it was sealed.
-#include <catch2/catch.hpp>
-
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <catch2/catch.hpp>
 #include <cstdint>
 #include <cstring>
 #include <fstream>
@@ -71,7 +70,8 @@ TEST_CASE("mirror: a second cache on the same mirror_path is refused while the f
   a.check_all();  // the first cache's pages are intact
 }
 
-TEST_CASE("mirror: the file is emptied and unlocked when its cache goes away", "[cpu][mirror][io]") {
+TEST_CASE("mirror: the file is emptied and unlocked when its cache goes away",
+          "[cpu][mirror][io]") {
   TempDir dir;
   const std::string path = dir.file("mirror.bin");
   {

@@ -1,10 +1,9 @@
 // Invariant 6: a step with no refresh due makes no heap allocation (the global operator new of the
 // test binary counts, tests/unit/allocation_hooks.cpp).
-#include <catch2/catch.hpp>
-
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <csignal>
 #include <cstdint>
 #include <new>
@@ -119,9 +118,10 @@ class FileSizeLimit {
 
 }  // namespace
 
-TEST_CASE("invariant 6 (async): the step that swaps in a finished set allocates nothing, even when "
-          "more pages leave it than any call before",
-          "[cpu][invariant][alloc][async]") {
+TEST_CASE(
+    "invariant 6 (async): the step that swaps in a finished set allocates nothing, even when "
+    "more pages leave it than any call before",
+    "[cpu][invariant][alloc][async]") {
   // A commit whose sealing fails (the mirror's disk is full) returns before the sets are brought
   // back to policy: the pages it committed stay in the set in flight, and leave it at the swap.
   lsa::testing::TempDir dir;
@@ -135,7 +135,9 @@ TEST_CASE("invariant 6 (async): the step that swaps in a finished set allocates 
   c.mirror_path = dir.file("mirror.bin");
   lsa::testing::Harness h(c, 3);
   using Kv = lsa::testing::Harness::Kv;
-  h.key_fn = [](lsa::SeqId, int64_t chunk) { return chunk / 2 == 5 || chunk / 2 == 6 ? 1.0f : -1.0f; };
+  h.key_fn = [](lsa::SeqId, int64_t chunk) {
+    return chunk / 2 == 5 || chunk / 2 == 6 ? 1.0f : -1.0f;
+  };
   REQUIRE(h.add(1) == lsa::Status::kOk);
   REQUIRE(h.append(1, 4 * 40) == lsa::Status::kOk);  // 40 pages sealed, every one cached in a slot
   // The refresh picks pages 5 and 6 besides the forced ones; their slots hold them already, so

@@ -205,7 +205,8 @@ class Mirror {
       return;
     }
     struct stat st {};
-    if (::fstat(fd_, &st) != 0) return fail_open(std::string("cannot be examined: ") + std::strerror(errno));
+    if (::fstat(fd_, &st) != 0)
+      return fail_open(std::string("cannot be examined: ") + std::strerror(errno));
     regular_file_ = S_ISREG(st.st_mode);
     if (!regular_file_) return;  // a device (e.g. /dev/full in tests): nothing to lock or empty
     if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
@@ -215,7 +216,8 @@ class Mirror {
                            : std::string("cannot be locked: ") + std::strerror(errno));
     }
     // fstat again under the lock: the size another cache left is only final now.
-    if (::fstat(fd_, &st) != 0) return fail_open(std::string("cannot be examined: ") + std::strerror(errno));
+    if (::fstat(fd_, &st) != 0)
+      return fail_open(std::string("cannot be examined: ") + std::strerror(errno));
     if (st.st_size > 0 && !overwrite) {
       return fail_open("exists and is not empty (" + std::to_string(st.st_size) +
                        " bytes): set mirror_overwrite = true to discard its contents, or choose "

@@ -30,9 +30,9 @@ struct RecallJob {
   std::byte* dst = nullptr;  ///< reserve slot memory
   RecallTicket* ticket = nullptr;  ///< decremented (release) when the copy is done
   std::atomic<uint8_t>* failed = nullptr;  ///< the slot's flag, set when the copy fails
-  bool check = false;        ///< compare the copied bytes with `digest`
-  uint64_t digest = 0;       ///< the page's digest when it was sealed
-  bool fail = false;         ///< fail this copy as an I/O error would (fault injection)
+  bool check = false;                      ///< compare the copied bytes with `digest`
+  uint64_t digest = 0;                     ///< the page's digest when it was sealed
+  bool fail = false;  ///< fail this copy as an I/O error would (fault injection)
 };
 
 /// Single background thread draining a FIFO of page copies.

@@ -35,12 +35,12 @@ inline std::string device_name() {
 
 /// First statement of every GPU test: without a device, print the skip marker and return; ctest
 /// reports the test as skipped (SKIP_REGULAR_EXPRESSION, cmake/catch_tests.cmake), not passed.
-#define LSA_REQUIRE_GPU()                                                                  \
-  do {                                                                                     \
-    if (!::lsa::cuda::testing::has_device()) {                                             \
+#define LSA_REQUIRE_GPU()                                                                   \
+  do {                                                                                      \
+    if (!::lsa::cuda::testing::has_device()) {                                              \
       WARN("LSA_TEST_SKIPPED: no CUDA device (this GPU test runs on machines with a GPU)"); \
-      return;                                                                              \
-    }                                                                                      \
+      return;                                                                               \
+    }                                                                                       \
   } while (0)
 
 /// REQUIREs a cudaError_t to be cudaSuccess, naming the error otherwise.

@@ -43,7 +43,8 @@ inline uint64_t base_seed() {
 
 // Operations a test case runs: LSA_RANDOM_OPS, or `fallback`.
 inline int64_t total_ops(int64_t fallback) {
-  if (const char* env = std::getenv("LSA_RANDOM_OPS")) return std::max<int64_t>(1, std::strtoll(env, nullptr, 0));
+  if (const char* env = std::getenv("LSA_RANDOM_OPS"))
+    return std::max<int64_t>(1, std::strtoll(env, nullptr, 0));
   return fallback;
 }
 
@@ -59,7 +60,8 @@ struct MirrorFaults {
   explicit MirrorFaults(uint64_t seed) : rng(seed) {}
   bool fail(lsa::MirrorIo op) {
     ++calls;
-    const bool failed = std::uniform_int_distribution<int>(0, 99)(rng) < (op == lsa::MirrorIo::kRead ? 2 : 3);
+    const bool failed =
+        std::uniform_int_distribution<int>(0, 99)(rng) < (op == lsa::MirrorIo::kRead ? 2 : 3);
     writes_failed += failed && op == lsa::MirrorIo::kWrite;
     reads_failed += failed && op == lsa::MirrorIo::kRead;
     return failed;
@@ -240,7 +242,8 @@ void run_episode(uint64_t seed, RecallMode mode, int num_ops, bool file_mirrors,
   auto within_budget = [&](SeqId except) {
     if (faults.writes_failed > 0) return false;
     for (const auto& [id, r] : h.ref.seqs) {
-      if (id != except && static_cast<int64_t>(h.cache.resident_pages(id).size()) > config.policy.kmax_pages) {
+      if (id != except &&
+          static_cast<int64_t>(h.cache.resident_pages(id).size()) > config.policy.kmax_pages) {
         return false;
       }
     }
@@ -401,15 +404,17 @@ void run(RecallMode mode, int episodes, int ops_per_episode, bool file_mirrors,
   }
   const std::string summary =
       "ops " + std::to_string(totals.ops) + " steps " + std::to_string(totals.steps) +
-      " evictions " + std::to_string(totals.evictions) + " recalls " + std::to_string(totals.recalls) +
-      " refusals " + std::to_string(totals.refusals) + " refreshes " + std::to_string(totals.refreshes) +
-      " capacity failures " + std::to_string(totals.failed_capacity) + " expected errors " +
+      " evictions " + std::to_string(totals.evictions) + " recalls " +
+      std::to_string(totals.recalls) + " refusals " + std::to_string(totals.refusals) +
+      " refreshes " + std::to_string(totals.refreshes) + " capacity failures " +
+      std::to_string(totals.failed_capacity) + " expected errors " +
       std::to_string(totals.expected_errors) + " forks " + std::to_string(totals.forks) +
       " truncates " + std::to_string(totals.truncates) + " | fault episodes " +
-      std::to_string(totals.fault_episodes) + " injected I/O faults " + std::to_string(totals.injected) +
-      " bytes damaged " + std::to_string(totals.damaged) + " calls failed by I/O " +
-      std::to_string(totals.io_failures) + " recall errors " + std::to_string(totals.recall_errors) +
-      " corrupt recalls " + std::to_string(totals.corrupt_recalls);
+      std::to_string(totals.fault_episodes) + " injected I/O faults " +
+      std::to_string(totals.injected) + " bytes damaged " + std::to_string(totals.damaged) +
+      " calls failed by I/O " + std::to_string(totals.io_failures) + " recall errors " +
+      std::to_string(totals.recall_errors) + " corrupt recalls " +
+      std::to_string(totals.corrupt_recalls);
   UNSCOPED_INFO(summary);
   if (std::getenv("LSA_RANDOM_OPS") != nullptr) WARN(summary);  // long runs report what they did
   // The run exercised what it is meant to.
