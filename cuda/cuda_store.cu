@@ -68,7 +68,12 @@ CudaStore::CudaStore(const CacheConfig& config, const CudaStoreOptions& options)
       recall_copy_(options.recall_copy),
       device_(options.device),
       compute_(options.compute_stream),
-      mirror_(page_bytes_, "", lsa::detail::ArenaAllocator{&allocate_pinned, &free_pinned}) {
+      // Pinned host memory, no file; no digests yet (the host store checks them on every read).
+      mirror_(page_bytes_, lsa::detail::MirrorOptions{.path = {},
+                                                      .overwrite = false,
+                                                      .digests = false,
+                                                      .arenas = lsa::detail::ArenaAllocator{
+                                                          &allocate_pinned, &free_pinned}}) {
   int count = 0;
   check_construction(cudaGetDeviceCount(&count), "cudaGetDeviceCount");
   if (options.device < 0 || options.device >= count) {
@@ -91,6 +96,7 @@ CudaStore::CudaStore(const CacheConfig& config, const CudaStoreOptions& options)
                            .c_str());
     d_reserve_ = static_cast<std::byte*>(reserve);
     slot_job_.assign(static_cast<size_t>(num_slots()), 0);
+    slot_failed_.assign(static_cast<size_t>(num_slots()), 0);
     batch_.reserve(static_cast<size_t>(num_slots()));
     batch_dsts_.reserve(static_cast<size_t>(num_slots()));
     batch_srcs_.reserve(static_cast<size_t>(num_slots()));
@@ -177,6 +183,7 @@ int32_t CudaStore::take_slot(PageId id) noexcept {
   // The slot's write-back (or a recall of a page dropped meanwhile) may still read or write it:
   // the engine's next writes into the slot wait for that job on the device.
   if (!copies_done(job)) (void)note(cudaStreamWaitEvent(compute_, job_event(job), 0));
+  slot_failed_[slot] = 0;
   return slot;
 }
 
@@ -256,9 +263,12 @@ void CudaStore::submit_recalls() noexcept {
     c.ticket->remaining.fetch_sub(1, std::memory_order_release);  // handed to the device
   }
   if (job == 0) {
-    // Nothing was queued: the slots keep their old job numbers' meaning as "done".
+    // Nothing was queued: the slots keep their old job numbers' meaning as "done", and hold no
+    // page (the cache never lists them, and gives them up).
     for (const PendingCopy& c : batch_) {
-      slot_job_[static_cast<size_t>((c.dst - d_reserve_) / page_bytes_)] = completed_;
+      const auto slot = static_cast<size_t>((c.dst - d_reserve_) / page_bytes_);
+      slot_job_[slot] = completed_;
+      slot_failed_[slot] = 1;
     }
   } else if (compute_waits) {
     (void)note(cudaStreamWaitEvent(compute_, job_event(job), 0));
@@ -296,8 +306,8 @@ Status CudaStore::read_bytes(PageId id, int64_t offset, std::byte* dst,
   DeviceGuard guard(device_);
   const int32_t slot = slot_of(id);
   // An unsealed page lives only in its slot; a sealed one is read from the mirror while a recall
-  // may still be copying into its slot.
-  if (slot >= 0 && (!sealed(id) || slot_ready(slot))) {
+  // may still be copying into its slot, or when that recall failed.
+  if (slot >= 0 && (!sealed(id) || (slot_ready(slot) && !slot_failed(slot)))) {
     const std::byte* from = d_reserve_ + int64_t{slot} * page_bytes_ + offset;
     if (!note(cudaMemcpyAsync(dst, from, static_cast<size_t>(bytes), cudaMemcpyDeviceToHost,
                               compute_)) ||

@@ -5,8 +5,8 @@
 # compares the requirements with what .venv was built from (no network, no root needed).
 set -euo pipefail
 
-packages=(build-essential cmake catch2 libfmt-dev libbenchmark-dev libhwy-dev python3-pip python3-venv bible-kjv
-          gnuplot-nox)
+packages=(build-essential cmake catch2 libfmt-dev libbenchmark-dev libhwy-dev libxxhash-dev python3-pip
+          python3-venv bible-kjv gnuplot-nox)
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # The trainer's virtual environment, rebuilt when the pinned requirements change.
@@ -25,7 +25,7 @@ python_env() {
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
   echo "setup: no dpkg here; install yourself: CMake >= 3.21, a C++20 compiler (g++ >= 12 or" \
-       "clang >= 14), Catch2, fmt, Google Benchmark, Highway >= 1.0" >&2
+       "clang >= 14), Catch2, fmt, xxHash (xxhash.h), Google Benchmark, Highway >= 1.0" >&2
   exit 0
 fi
 

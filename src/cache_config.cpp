@@ -19,6 +19,15 @@ template <class... Args>
 void validate_policy(const CacheConfig& c) {
   const PolicyConfig& p = c.policy;
   if (p.interval < 1) fail("policy.interval must be >= 1 (got {})", p.interval);
+  // Enum fields can hold any value of their underlying type (a cast, a config file, memory).
+  if (static_cast<int>(p.selection) > static_cast<int>(Selection::kTopP)) {
+    fail("policy.selection must be kThreshold, kTopK or kTopP (got {})",
+         static_cast<int>(p.selection));
+  }
+  if (static_cast<int>(p.page_score) > static_cast<int>(PageScore::kScoreMass)) {
+    fail("policy.page_score must be kKeptChunks or kScoreMass (got {})",
+         static_cast<int>(p.page_score));
+  }
   if (!std::isfinite(p.threshold)) fail("policy.threshold must be finite (got {})", p.threshold);
   if (p.top_k_chunks < 1) fail("policy.top_k_chunks must be >= 1 (got {})", p.top_k_chunks);
   if (!(p.top_p > 0.0f && p.top_p <= 1.0f)) fail("policy.top_p must be in (0, 1] (got {})", p.top_p);
@@ -54,6 +63,9 @@ void validate(const CacheConfig& c) {
     fail("page bytes (bytes_per_token_per_layer * chunk_tokens * page_chunks * num_layers) must be <= 2^40");
   }
   if (c.max_sequences < 1) fail("max_sequences must be >= 1 (got {})", c.max_sequences);
+  if (static_cast<int>(c.recall_mode) > static_cast<int>(RecallMode::kAsync)) {
+    fail("recall_mode must be kSync or kAsync (got {})", static_cast<int>(c.recall_mode));
+  }
   if (c.max_tokens < 1) fail("max_tokens must be >= 1 (got {})", c.max_tokens);
   if (c.max_tokens / c.page_tokens() >= std::numeric_limits<int32_t>::max()) {
     fail("max_tokens / page tokens must fit in int32 (got {} tokens)", c.max_tokens);

@@ -24,7 +24,10 @@ struct CacheConfig {
   int32_t num_slots = 0;                   ///< pages the reserve (fast tier) holds
   int32_t max_sequences = 1;               ///< live sequences at once
   int64_t max_tokens = 1 << 20;            ///< longest sequence
-  std::string mirror_path;                 ///< empty: mirror in memory; else the mirror is this file
+  std::string mirror_path;        ///< empty: mirror in memory; else the mirror is this file,
+                                  ///< locked for this cache alone (see mirror_overwrite)
+  bool mirror_overwrite = false;  ///< an existing non-empty mirror_path file: false refuses
+                                  ///< it (lsa::Error), true discards its contents
   RecallMode recall_mode = RecallMode::kSync;  ///< how recalls are copied
   ScorerConfig scorer;                     ///< indexer shapes
   PolicyConfig policy;                     ///< lookahead policy

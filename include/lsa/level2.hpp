@@ -131,13 +131,17 @@ inline void level2_select_row(std::span<const float> chunk_logits, int64_t num_t
                                           Chunker chunker, int32_t k,
                                           std::span<int32_t> out) noexcept {
   const int64_t num_batch = std::ssize(table.num_tokens);
+  // `rows` rows of `stride` entries fit in `size` entries; by division, so no product overflows.
+  const auto fits = [num_batch](int64_t size, int64_t stride) {
+    return stride == 0 || num_batch <= size / stride;
+  };
   if (k < 1 || logits_stride < 0 || table.page_slots_stride < 0 || chunker.chunk_tokens() < 1 ||
       chunker.page_chunks() < 1 || std::ssize(table.resident_offsets) != num_batch + 1 ||
-      std::ssize(table.page_slots) < num_batch * table.page_slots_stride ||
-      std::ssize(logits) < num_batch * logits_stride) {
+      !fits(std::ssize(table.page_slots), table.page_slots_stride) ||
+      !fits(std::ssize(logits), logits_stride)) {
     return Status::kInvalidArgument;
   }
-  if (std::ssize(out) < num_batch * k) return Status::kBufferTooSmall;
+  if (!fits(std::ssize(out), k)) return Status::kBufferTooSmall;
   Status result = Status::kOk;
   std::vector<detail::Level2Candidate> candidates;
   for (int64_t b = 0; b < num_batch; ++b) {

@@ -8,6 +8,7 @@
 #include <memory>
 #include <new>
 #include <span>
+#include <string>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -15,6 +16,7 @@
 #include "lsa/cache_config.hpp"
 #include "lsa/chunker.hpp"
 #include "lsa/detail/recall_worker.hpp"
+#include "lsa/error.hpp"
 #include "lsa/host_store.hpp"
 #include "lsa/lookahead_policy.hpp"
 #include "lsa/scorer_concept.hpp"
@@ -38,9 +40,10 @@ template <ChunkerLike ChunkerT = Chunker, IndexScorer ScorerT = LightningScorer,
 class SparseKVCache {
  public:
   /// Validates `config` (throws lsa::Error naming the field) and allocates reserve and mirror;
-  /// `store_options` go to the store's constructor after the config (e.g. cuda::CudaStoreOptions).
+  /// `store_options` go to the store's constructor after the config (e.g. cuda::CudaStoreOptions,
+  /// HostStoreOptions). Memory that cannot be had is an lsa::Error too, never std::bad_alloc.
   template <class... StoreOptions>
-  explicit SparseKVCache(const CacheConfig& config, StoreOptions&&... store_options)
+  explicit SparseKVCache(const CacheConfig& config, StoreOptions&&... store_options) try
       : config_(checked(config)),
         chunker_(config.chunk_tokens, config.page_chunks),
         scorer_(config.scorer, config.chunk_tokens),
@@ -48,6 +51,13 @@ class SparseKVCache {
         store_(config, std::forward<StoreOptions>(store_options)...) {
     sequences_.reserve(static_cast<size_t>(config.max_sequences));
     batch_.reserve(static_cast<size_t>(config.max_sequences));
+  } catch (const std::bad_alloc&) {
+    // Valid sizes this machine cannot hold (a memory limit): as much a configuration error as an
+    // invalid one, with the sizes that decide the memory.
+    throw Error("the cache's memory could not be allocated for num_slots " +
+                std::to_string(config.num_slots) + " (pages of " +
+                std::to_string(config.page_bytes()) + " B, plus bookkeeping per slot) and " +
+                "max_sequences " + std::to_string(config.max_sequences));
   }
 
   ~SparseKVCache() {
@@ -80,6 +90,8 @@ class SparseKVCache {
   /// `keys` holds the scorer's rows for them (one per token, or one per chunk they complete).
   /// With `kv` ([num_tokens][num_layers][bytes_per_token_per_layer]) lsa writes the KV itself;
   /// otherwise the engine writes it before its next append/commit/truncate/fork of this sequence.
+  /// With `kv`, pages that do not join the resident set go straight to the mirror when the reserve
+  /// is short of slots for them (their out[i].slot is -1), so a prefill of any length fits.
   [[nodiscard]] Status append(SeqId id, int32_t num_tokens, KeyRows keys, std::span<TokenSlot> out,
                               const std::byte* kv = nullptr) noexcept {
     Sequence* seq = find(id);
@@ -108,32 +120,82 @@ class SparseKVCache {
     const bool all_stay = policy_.fits(new_len);
     int64_t joining = 0;
     for (int64_t p = old_pages; p < old_pages + new_pages; ++p) joining += all_stay || after.contains(p);
+    // Slots: every new page takes one while there are enough (free, evictable, or given back by
+    // the pages that leave). Short of them, with lsa-copied KV the pages that do not join stream
+    // straight to the mirror, and chosen pages of sets in flight (listed by no view yet) give way;
+    // only then is the call refused.
+    const bool stream = kCanStream && kv != nullptr;
+    int64_t streamed = 0;
+    int64_t tail_cell = -1;  // staged seal of the old tail page this append fills, see below
+    Status tail_status = Status::kOk;
     try {
       plan_leaving(*seq, new_len, after, was_fitting, joining);
-    } catch (const std::bad_alloc&) {
-      return Status::kOutOfMemory;
-    }
-    if (new_pages > store_.available_slots() + slots_freed_by_leaving(*seq)) {
-      return Status::kCapacityExceeded;
-    }
-    try {
+      int64_t available = store_.available_slots() + slots_freed_by_leaving(*seq);
+      if (stream && new_pages > available) streamed = new_pages - joining;
+      // The partial tail page this append fills leaves the set, but frees its slot only once
+      // sealed, which the append does last; at the minimum reserve the next page needs that slot.
+      // So its seal is staged first (written to the mirror, committed with the call).
+      const PageId old_tail =
+          old_len % chunker_.page_tokens() != 0 && new_pages > 0 ? seq->pages[old_pages - 1] : -1;
+      if (stream && old_tail >= 0 && new_pages - streamed > available &&
+          slots_freed_by_leaving(*seq, old_tail) > available - store_.available_slots()) {
+        tail_status = stage_tail_seal(*seq, old_len, kv, &tail_cell);
+        if (tail_status == Status::kOk) ++available;
+      }
+      const int64_t short_by = new_pages - streamed - available;
+      give_way_.clear();
+      if (short_by > 0 && plan_give_way(short_by, seq) < short_by) {
+        cancel_tail_seal(tail_cell);
+        return tail_status != Status::kOk ? tail_status : Status::kCapacityExceeded;
+      }
       seq->pages.reserve(static_cast<size_t>(chunker_.num_pages(new_len)));
       seq->resident.reserve(seq->resident.size() + static_cast<size_t>(new_pages));
-      if (seq->pending_active) seq->pending.reserve(seq->pending.size() + static_cast<size_t>(new_pages));
-      if (Status s = store_.reserve_pages(new_pages); s != Status::kOk) return s;
-      scorer_.append(seq->index, keys);
+      if (seq->pending_active)
+        seq->pending.reserve(seq->pending.size() + static_cast<size_t>(new_pages));
+      reserve_leaving(std::max(seq->resident.size(), seq->pending.size()) +
+                      static_cast<size_t>(new_pages));
+      streamed_.reserve(static_cast<size_t>(streamed));
+      if (Status s = store_.reserve_pages(new_pages); s != Status::kOk) {
+        cancel_tail_seal(tail_cell);
+        return s;
+      }
     } catch (const std::bad_alloc&) {
+      cancel_tail_seal(tail_cell);
       return Status::kOutOfMemory;
     }
+    // Streamed pages first: writing them can fail (I/O), and then nothing else has changed.
+    if (Status s = stream_pages(old_len, new_len, after, streamed > 0, kv); s != Status::kOk) {
+      cancel_tail_seal(tail_cell);
+      return s;
+    }
+    try {
+      scorer_.append(seq->index, keys);
+    } catch (const std::bad_alloc&) {
+      for (PageId page : streamed_) store_.release(page);
+      cancel_tail_seal(tail_cell);
+      return Status::kOutOfMemory;
+    }
+    apply_give_way();
     apply_leaving(*seq, after);
+    if constexpr (kCanStream) {
+      // The old tail is sealed now, as it will be once write_kv below fills its slot: it becomes
+      // evictable, and if a new page takes its slot, the mirror has every byte.
+      if (tail_cell >= 0) store_.commit_seal(seq->pages[old_pages - 1], tail_cell);
+    }
     if (was_fitting && !policy_.fits(new_len)) seq->steps_to_refresh = 0;  // rescore at once
+    size_t next_streamed = 0;
     for (int64_t p = 0; p < new_pages; ++p) {
+      const bool joins = all_stay || after.contains(old_pages + p);
+      if (streamed > 0 && !joins) {
+        seq->pages.push_back(streamed_[next_streamed++]);  // sealed, without a slot
+        continue;
+      }
       const PageId page = store_.create_page();  // cannot fail: records reserved above
       store_.take_slot(page);
       seq->pages.push_back(page);
       const auto logical = static_cast<int32_t>(seq->pages.size() - 1);
       // An unforced new page is never pinned: it becomes evictable once sealed (KV written).
-      if (!all_stay && !after.contains(logical)) continue;
+      if (!joins) continue;
       store_.pin(page);
       seq->resident.push_back(logical);
       if (seq->pending_active) {
@@ -170,67 +232,112 @@ class SparseKVCache {
     Sequence* seq = find(id);
     if (seq == nullptr) return Status::kUnknownSequence;
     if (num_tokens < 0 || num_tokens > seq->num_tokens) return Status::kOutOfRange;
-    settle_pending(*seq);
+    // The set in flight was chosen for the longer history and a refresh follows at once: it gives
+    // way instead of swapping in, so a truncate that fails leaves the serving set as it was.
+    cancel_pending(*seq);
     if (Status s = commit_all(*seq); s != Status::kOk) return s;
     if (num_tokens == seq->num_tokens) {
       reconcile(*seq, /*full_scan=*/false);  // nothing removed; written pages are not forced now
       return Status::kOk;
     }
 
-    // Plan: pages the new forced set needs that are not resident, and a private tail to write into.
+    // Plan: pages the new forced set needs that are not resident (`joining`; `missing` of them
+    // have no slot), and a private tail to write into.
     const int64_t kept_pages = chunker_.num_pages(num_tokens);
     const bool partial_tail = num_tokens % chunker_.page_tokens() != 0;
     const PageId tail = partial_tail ? seq->pages[kept_pages - 1] : -1;
     const bool copy_tail = partial_tail && store_.refs(tail) > 1;
     const ForcedPages f = policy_.forced(num_tokens, num_tokens / chunker_.page_tokens());
-    std::vector<std::byte> tail_bytes;
-    std::vector<int32_t> joining;  // forced pages of the shorter history that are not resident
+    std::vector<int32_t> joining;
+    std::vector<PageId> missing;   // joining pages without a slot
+    std::vector<PageId> cached;    // joining pages with one
+    std::vector<std::byte> bytes;  // pages read before anything changes (see below)
     try {
-      if (copy_tail) tail_bytes.resize(static_cast<size_t>(store_.page_bytes()));
       if (copy_tail && store_.reserve_pages(1) != Status::kOk) return Status::kOutOfMemory;
       seq->resident.reserve(static_cast<size_t>(kept_pages));
+      reserve_leaving(static_cast<size_t>(kept_pages));
       for (int64_t p = 0; p < f.num_pages; ++p) {
         const bool replaced = copy_tail && p == kept_pages - 1;
         const bool wanted = policy_.fits(num_tokens) || f.contains(p);
         if (wanted && !replaced && !is_resident(*seq, p)) joining.push_back(static_cast<int32_t>(p));
       }
+      missing.reserve(joining.size());
+      cached.reserve(joining.size());
     } catch (const std::bad_alloc&) {
       return Status::kOutOfMemory;
     }
-    // Slots: one per joining page without a slot, plus the private tail; pinning a cached page
-    // takes it off the eviction list. Slots of dropped pages are not counted (conservative).
-    int64_t needed = copy_tail ? 1 : 0;
-    int64_t cached_unpinned = 0;
+    int64_t cached_unpinned = 0;  // joining pages in evictable slots: pinning them takes the slot
     for (int32_t p : joining) {
       const PageId page = seq->pages[p];
-      needed += store_.slot_of(page) < 0;
-      cached_unpinned += store_.slot_of(page) >= 0 && store_.pins(page) == 0;
-    }
-    if (needed > store_.available_slots() - cached_unpinned) return Status::kCapacityExceeded;
-    if (copy_tail) {
-      if (Status s = store_.read_page(tail, tail_bytes.data()); s != Status::kOk) return s;
-    }
-    // Pin joining pages, recalling the missing ones; an I/O failure unpins them all again.
-    for (int32_t p : joining) {
-      const int32_t slot = store_.slot_of(seq->pages[p]);
-      if (slot < 0) continue;
-      store_.pin(seq->pages[p]);
-      store_.wait_copies(store_.slot_job(slot));  // another sequence's recall may still be copying it
-    }
-    for (size_t i = 0; i < joining.size(); ++i) {
-      const PageId page = seq->pages[joining[i]];
-      if (store_.slot_of(page) >= 0 && store_.pins(page) > 0) continue;
-      store_.pin(page);
-      if (Status s = store_.recall_sync(page); s != Status::kOk) {
-        for (int32_t p : joining) {
-          if (store_.slot_of(seq->pages[p]) >= 0 || seq->pages[p] == page) store_.unpin(seq->pages[p]);
+      const int32_t slot = store_.slot_of(page);
+      if (slot >= 0) {
+        store_.wait_copies(store_.slot_job(slot));  // another sequence's recall may be copying it
+        if (store_.slot_failed(slot)) {
+          // That copy failed: the slot does not hold the page. Unless a set in flight still holds
+          // it (it gives it up when it finishes), the page goes back to the mirror only.
+          if (store_.pins(page) > 0) return Status::kIoError;
+          store_.drop_slot(page);
         }
+      }
+      if (store_.slot_of(page) < 0) {
+        missing.push_back(page);
+      } else {
+        cached.push_back(page);
+        cached_unpinned += store_.pins(page) == 0;
+      }
+    }
+    // Slots: one per missing page, plus the private tail. Free and evictable slots come first;
+    // then the slots of the resident pages this call drops, usable only once they are dropped, so
+    // the pages that go there (and the tail) are read into host memory before anything changes;
+    // then chosen pages of other sequences' sets in flight give way.
+    const auto needed = static_cast<int64_t>(missing.size()) + (copy_tail ? 1 : 0);
+    const int64_t direct = std::max<int64_t>(0, store_.available_slots() - cached_unpinned);
+    int64_t from_dropped = 0;
+    for (int32_t p : seq->resident) {
+      const PageId page = seq->pages[p];
+      from_dropped += p >= kept_pages &&
+                      (store_.refs(page) == 1 || (store_.pins(page) == 1 && store_.sealed(page)));
+    }
+    int64_t given_way = 0;
+    try {
+      give_way_.clear();
+      if (needed > direct + from_dropped) {
+        given_way = needed - direct - from_dropped;
+        if (plan_give_way(given_way, seq) < given_way) return Status::kCapacityExceeded;
+      }
+      const int64_t late =
+          std::max<int64_t>(0, static_cast<int64_t>(missing.size()) - direct - given_way);
+      bytes.resize(static_cast<size_t>((late + (copy_tail ? 1 : 0)) * store_.page_bytes()));
+    } catch (const std::bad_alloc&) {
+      return Status::kOutOfMemory;
+    }
+    const int64_t late =
+        static_cast<int64_t>(bytes.size()) / store_.page_bytes() - (copy_tail ? 1 : 0);
+    const size_t first_late = missing.size() - static_cast<size_t>(late);
+    std::byte* tail_bytes = bytes.data() + late * store_.page_bytes();
+    for (size_t i = first_late; i < missing.size(); ++i) {
+      std::byte* at = bytes.data() + static_cast<int64_t>(i - first_late) * store_.page_bytes();
+      if (Status s = store_.read_page(missing[i], at); s != Status::kOk) return s;
+    }
+    if (copy_tail) {
+      if (Status s = store_.read_page(tail, tail_bytes); s != Status::kOk) return s;
+    }
+    apply_give_way();
+    // Pin joining pages, recalling the missing ones that free slots take; an I/O failure unpins
+    // them all again.
+    for (PageId page : cached) store_.pin(page);
+    for (size_t i = 0; i < first_late; ++i) {
+      store_.pin(missing[i]);
+      if (Status s = store_.recall_sync(missing[i]); s != Status::kOk) {
+        for (size_t j = 0; j <= i; ++j) store_.unpin(missing[j]);
+        for (PageId page : cached) store_.unpin(page);
         return s;
       }
     }
     store_.submit_recalls();
 
-    // Apply: drop pages past the end, list the joining pages, give the tail a private page.
+    // Apply: drop pages past the end, give the late pages the slots that freed, list the joining
+    // pages, give the tail a private page.
     std::erase_if(seq->resident, [&](int32_t p) {
       if (p < kept_pages) return false;
       store_.unpin(seq->pages[p]);
@@ -240,6 +347,13 @@ class SparseKVCache {
       store_.release(seq->pages[p]);
     }
     seq->pages.resize(static_cast<size_t>(kept_pages));
+    for (size_t i = first_late; i < missing.size(); ++i) {
+      store_.pin(missing[i]);  // before the slot: the next take_slot must not evict it
+      const int32_t slot = store_.take_slot(missing[i]);
+      store_.write_page(slot,
+                        bytes.data() + static_cast<int64_t>(i - first_late) * store_.page_bytes());
+      store_.count_recall();
+    }
     for (int32_t p : joining) {
       seq->resident.insert(std::upper_bound(seq->resident.begin(), seq->resident.end(), p), p);
     }
@@ -247,7 +361,7 @@ class SparseKVCache {
       const PageId fresh = store_.create_page();
       store_.take_slot(fresh);
       store_.pin(fresh);
-      store_.write_page(store_.slot_of(fresh), tail_bytes.data());
+      store_.write_page(store_.slot_of(fresh), tail_bytes);
       const auto last = static_cast<int32_t>(kept_pages - 1);
       if (is_resident(*seq, last)) {
         store_.unpin(tail);
@@ -280,13 +394,21 @@ class SparseKVCache {
     if (static_cast<int32_t>(sequences_.size()) >= config_.max_sequences) {
       return Status::kTooManySequences;
     }
-    settle_pending(*parent);
+    // The parent's set in flight stays in flight (the child starts from the serving set and
+    // refreshes at once): a fork that fails leaves the parent's sets as they were.
     if (Status s = commit_all(*parent); s != Status::kOk) return s;
-    reconcile(*parent, /*full_scan=*/false);  // written pages are no longer forced
+    // Written pages are no longer forced and leave the parent's set, giving their slots back;
+    // the child's private tail needs one slot.
+    const ForcedPages f = forced_now(*parent);
     const bool partial_tail = parent->num_tokens % chunker_.page_tokens() != 0;
-    if (partial_tail && store_.available_slots() < 1) return Status::kCapacityExceeded;
     Sequence* child = nullptr;
     try {
+      plan_leaving(*parent, parent->num_tokens, f, /*was_fitting=*/false, 0);
+      give_way_.clear();
+      if (partial_tail && store_.available_slots() + slots_freed_by_leaving(*parent) < 1 &&
+          plan_give_way(1, parent) < 1) {
+        return Status::kCapacityExceeded;
+      }
       if (Status s = store_.reserve_pages(1); s != Status::kOk) return s;
       Sequence copy;
       copy.num_tokens = parent->num_tokens;
@@ -296,7 +418,6 @@ class SparseKVCache {
       copy.resident = parent->resident;
       copy.chosen = parent->chosen;
       copy.chosen_ranked = parent->chosen_ranked;
-      copy.suffix_begin = parent->suffix_begin;
       copy.index = parent->index;
       copy.id = dst;
       copy.ticket = std::make_unique<detail::RecallTicket>();
@@ -306,6 +427,14 @@ class SparseKVCache {
     } catch (const std::bad_alloc&) {
       return Status::kOutOfMemory;
     }
+    apply_give_way();
+    apply_leaving(*parent, f);
+    // The child starts with the parent's reconciled sets (no larger than the copies: no
+    // allocation).
+    child->resident.assign(parent->resident.begin(), parent->resident.end());
+    child->chosen.assign(parent->chosen.begin(), parent->chosen.end());
+    child->chosen_ranked.assign(parent->chosen_ranked.begin(), parent->chosen_ranked.end());
+    child->suffix_begin = parent->suffix_begin;
     for (PageId page : child->pages) store_.retain(page);
     for (int32_t p : child->resident) store_.pin(child->pages[p]);
     if (partial_tail) {
@@ -329,7 +458,7 @@ class SparseKVCache {
     auto it = sequences_.find(id);
     if (it == sequences_.end()) return Status::kUnknownSequence;
     Sequence& seq = it->second;
-    settle_pending(seq);
+    cancel_pending(seq);
     for (int32_t p : seq.resident) store_.unpin(seq.pages[p]);
     for (PageId page : seq.pages) store_.release(page);
     sequences_.erase(it);
@@ -368,8 +497,10 @@ class SparseKVCache {
       seq->epoch = epoch_;
       batch_.push_back(seq);
       seq->refresh_now = due(*seq) && !policy_.fits(seq->num_tokens) && !seq->pending_active;
-      // Decided once: the buffer checks below and the commit must agree on the listed set.
+      // Decided once: the buffer checks below and the commit must agree on the listed set. A
+      // finished set swaps in only if every copy into it landed; else the current set serves on.
       seq->swap_now = seq->pending_active && store_.copies_done(seq->ready_at);
+      seq->swap_ok = seq->swap_now && pending_landed(*seq);
       if (seq->refresh_now) {
         if (queries.empty()) return Status::kInvalidArgument;
         if (Status s = scorer_.check_query(queries[b]); s != Status::kOk) return s;
@@ -390,7 +521,7 @@ class SparseKVCache {
 
     // Commit: swap in finished async sets, apply refreshes, advance refresh clocks.
     for (Sequence* seq : batch_) {
-      if (seq->swap_now) finish_pending(*seq);
+      if (seq->swap_now) finish_pending(*seq, seq->swap_ok);
       if (seq->refresh_now) apply_refresh(*seq);
       if (seq->refresh_now || (due(*seq) && policy_.fits(seq->num_tokens))) {
         seq->steps_to_refresh =
@@ -475,6 +606,7 @@ class SparseKVCache {
     s.evictions = store_.counters().evictions;
     s.capacity_refusals = capacity_refusals_;
     s.recall_errors = recall_errors_;
+    s.corrupt_recalls = corrupt_recalls_;
     return s;
   }
   /// The configuration.
@@ -485,6 +617,18 @@ class SparseKVCache {
   const StoreT& store() const noexcept { return store_; }
 
  private:
+  // Whether the store can write a page from append's KV into the mirror before a call commits
+  // (store_concept.hpp).
+  static constexpr bool kCanStream =
+      requires(StoreT & s, PageId id, int32_t first, const std::byte* kv, int64_t* cell) {
+    { s.stage_seal(id, first, kv, cell) }
+    noexcept->std::same_as<Status>;
+    { s.commit_seal(id, int64_t{}) }
+    noexcept;
+    { s.cancel_seal(int64_t{}) }
+    noexcept;
+  };
+
   struct Sequence {
     SeqId id = 0;
     int64_t num_tokens = 0;
@@ -503,7 +647,8 @@ class SparseKVCache {
     int64_t suffix_begin = 0;       // forced suffix start when `resident` was last reconciled
     std::vector<int32_t> next;      // scratch: the set a refresh chose
     bool pending_active = false;    // async: `pending` is being recalled
-    bool swap_now = false;          // scratch of the current step: `pending` replaces `resident`
+    bool swap_now = false;          // scratch of the current step: `pending` is finished
+    bool swap_ok = false;           // scratch of the current step: ...and replaces `resident`
     uint64_t ready_at = 0;          // async: worker job after which every page of `pending` is there
     std::vector<int32_t> pending;   // async: set that serves once its copies finish
     std::vector<int32_t> pending_chosen;  // async: `chosen` that comes with `pending`
@@ -541,10 +686,10 @@ class SparseKVCache {
     return n;
   }
 
-  // The set the view lists this step.
+  // The set the view lists this step (at most: a swapped-in set may still shrink to policy).
   const std::vector<int32_t>& view_set(const Sequence& seq) const noexcept {
     if (seq.refresh_now && !store_.async()) return seq.next;
-    if (seq.swap_now) return seq.pending;
+    if (seq.swap_now && seq.swap_ok) return seq.pending;
     return seq.resident;
   }
 
@@ -590,14 +735,16 @@ class SparseKVCache {
     }
   }
 
-  // Slots that become evictable when the planned pages leave: every pin of the page goes.
-  int64_t slots_freed_by_leaving(const Sequence& seq) const noexcept {
+  // Slots that become evictable when the planned pages leave: every pin of the page goes (and
+  // the page is sealed, or is `sealing`: its seal is staged).
+  int64_t slots_freed_by_leaving(const Sequence& seq, PageId sealing = -1) const noexcept {
     auto in = [](const std::vector<int32_t>& v, int32_t p) {
       return std::binary_search(v.begin(), v.end(), p);
     };
     auto freed = [&](int32_t p, int32_t pins_dropped) {
       const PageId page = seq.pages[p];
-      return store_.pins(page) == pins_dropped && store_.sealed(page) && store_.slot_of(page) >= 0;
+      return store_.pins(page) == pins_dropped && (store_.sealed(page) || page == sealing) &&
+             store_.slot_of(page) >= 0;
     };
     int64_t n = 0;
     for (int32_t p : leaving_) n += freed(p, 1 + in(leaving_pending_, p));
@@ -659,8 +806,8 @@ class SparseKVCache {
       const int32_t offset = chunker_.offset_in_page(t);
       const auto run = static_cast<int32_t>(
           std::min<int64_t>(num_tokens - i, chunker_.page_tokens() - offset));
-      store_.write_tokens(store_.slot_of(seq.pages[chunker_.page_of_token(t)]), offset, run,
-                          kv + i * token_bytes);
+      const int32_t slot = store_.slot_of(seq.pages[chunker_.page_of_token(t)]);
+      if (slot >= 0) store_.write_tokens(slot, offset, run, kv + i * token_bytes);  // else streamed
       i += run;
     }
   }
@@ -679,6 +826,7 @@ class SparseKVCache {
       in.probabilities = ScorerT::kProbabilities;
       policy_.select(in, scratch_, seq.next);
       seq.pending.reserve(seq.next.size() + 8);
+      reserve_leaving(seq.next.size() + 8);
     } catch (const std::bad_alloc&) {
       return Status::kOutOfMemory;
     }
@@ -707,6 +855,13 @@ class SparseKVCache {
         next[kept++] = p;
         continue;
       }
+      if (const int32_t slot = store_.slot_of(page);
+          async && slot >= 0 && store_.slot_ready(slot) && store_.slot_failed(slot)) {
+        // An earlier copy into this slot failed (a set in flight that has not finished yet still
+        // holds it): its bytes are not the page's. Copy it anew, or leave it out while held.
+        if (store_.pins(page) > 0) continue;
+        store_.drop_slot(page);
+      }
       if (store_.slot_of(page) >= 0) {
         store_.pin(page);
       } else if (store_.available_slots() == 0) {
@@ -718,9 +873,10 @@ class SparseKVCache {
         store_.recall_async(page, seq.ticket.get());
       } else {
         store_.pin(page);
-        if (store_.recall_sync(page) != Status::kOk) {
+        if (const Status s = store_.recall_sync(page); s != Status::kOk) {
           store_.unpin(page);
           ++recall_errors_;
+          corrupt_recalls_ += s == Status::kCorrupt;
           continue;
         }
       }
@@ -749,18 +905,44 @@ class SparseKVCache {
     }
   }
 
-  // Async: the pending set's copies are done; it replaces the current set.
-  void finish_pending(Sequence& seq) noexcept {
+  // True when every page of the finished set in flight holds its bytes: no copy into it failed.
+  bool pending_landed(const Sequence& seq) const noexcept {
+    for (int32_t p : seq.pending) {
+      const int32_t slot = store_.slot_of(seq.pages[p]);
+      if (slot < 0 || store_.slot_failed(slot)) return false;
+    }
+    return true;
+  }
+
+  // Unpins a page of a set in flight that does not swap in. A page whose copy failed gives its
+  // slot up once no set holds it, so no later set finds garbage there.
+  void release_pending_page(PageId page) noexcept {
+    store_.unpin(page);
+    const int32_t slot = store_.slot_of(page);
+    if (slot >= 0 && store_.pins(page) == 0 && store_.slot_ready(slot) &&
+        store_.slot_failed(slot)) {
+      store_.drop_slot(page);
+    }
+  }
+
+  // Counts the failed copies of a finished or cancelled set in flight.
+  void count_recall_errors(Sequence& seq) noexcept {
+    recall_errors_ += seq.ticket->failed.exchange(0, std::memory_order_relaxed);
+    corrupt_recalls_ += seq.ticket->corrupt.exchange(0, std::memory_order_relaxed);
+  }
+
+  // Async: the pending set's copies are done; it replaces the current set when they all landed
+  // (`landed`, decided when the step checked its buffers). Otherwise the current set keeps
+  // serving and the pages only the failed set held go back to the mirror (they keep their slot as
+  // cache when their own copy did land).
+  void finish_pending(Sequence& seq, bool landed) noexcept {
     seq.pending_active = false;
-    const int32_t failed = seq.ticket->failed.exchange(0, std::memory_order_relaxed);
-    if (failed != 0) {
-      // Some copies failed: keep the current set; the pending-only pages go back to the mirror.
-      recall_errors_ += failed;
-      for (int32_t p : seq.pending) {
-        const PageId page = seq.pages[p];
-        store_.unpin(page);
-        if (store_.pins(page) == 0 && store_.slot_of(page) >= 0) store_.drop_slot(page);
-      }
+    count_recall_errors(seq);
+    if (!landed) {
+      for (int32_t p : seq.pending) release_pending_page(seq.pages[p]);
+      seq.pending.clear();
+      seq.pending_chosen.clear();
+      seq.pending_chosen_ranked.clear();
       return;
     }
     for (int32_t p : seq.resident) {
@@ -775,20 +957,138 @@ class SparseKVCache {
     seq.chosen.swap(seq.pending_chosen);
     seq.chosen_ranked.swap(seq.pending_chosen_ranked);
     // Pages that left the forced suffix while the copies ran are not part of the new choice, and
-    // pages appended meanwhile may have pushed the set past kmax_pages.
+    // pages appended meanwhile may have pushed the set past kmax_pages. (leaving_ has room for
+    // this set: reserve_leaving; a step does not allocate.)
     reconcile(seq);
   }
 
-  // Lifecycle calls wait for in-flight copies, then swap the finished set in.
-  void settle_pending(Sequence& seq) noexcept {
+  // Lifecycle calls that end or rewrite a history (remove, truncate) drop its set in flight
+  // instead of swapping it in: a truncate that then fails leaves the serving set as it was, and a
+  // refresh follows it at once anyway. Waits for the set's copies (a lifecycle call may block;
+  // the ticket is reused by the next refresh); pages whose copy landed stay cached in their slots.
+  void cancel_pending(Sequence& seq) noexcept {
     if (!seq.pending_active) return;
     detail::RecallWorker::wait(*seq.ticket);
     store_.wait_copies(seq.ready_at);  // pages shared with other sequences' recalls too
-    finish_pending(seq);
+    finish_pending(seq, /*landed=*/false);
   }
 
   void wait_pending(Sequence& seq) noexcept {
     if (seq.ticket) detail::RecallWorker::wait(*seq.ticket);
+  }
+
+  // Room in plan_leaving's scratch for a set of `set_size` pages: the reconcile that a step does
+  // when it swaps a finished set in then allocates nothing (invariant 6). Every call that lets a
+  // set grow calls this first. Throws std::bad_alloc.
+  void reserve_leaving(size_t set_size) {
+    leaving_.reserve(set_size);
+    leaving_pending_.reserve(set_size);
+  }
+
+  // Plans taking chosen pages out of sets in flight, worst first, until `want` slots would become
+  // evictable; returns how many would (at most `want`). A page frees its slot only when every pin
+  // on it is a set in flight giving it up (no serving set holds it; forks may share it), and pages
+  // that `self`'s own plan_leaving drops already are left to it. No view lists a set in flight,
+  // so giving way changes nothing a caller sees: the set swaps in later with fewer chosen pages.
+  // Throws std::bad_alloc.
+  int64_t plan_give_way(int64_t want, const Sequence* self) {
+    give_way_.clear();
+    give_way_candidates_.clear();
+    for (auto& [id, seq] : sequences_) {
+      if (!seq.pending_active) continue;
+      for (auto it = seq.pending_chosen_ranked.rbegin(); it != seq.pending_chosen_ranked.rend();
+           ++it) {
+        const int32_t p = *it;
+        const PageId page = seq.pages[p];
+        if (is_resident(seq, p) || store_.slot_of(page) < 0 || !store_.sealed(page)) continue;
+        if (&seq == self &&
+            std::binary_search(leaving_pending_.begin(), leaving_pending_.end(), p)) {
+          continue;
+        }
+        give_way_candidates_.push_back({&seq, p, page});
+      }
+    }
+    // The candidates grouped by page, to count the sets in flight that hold each.
+    give_way_by_page_.assign(give_way_candidates_.begin(), give_way_candidates_.end());
+    std::stable_sort(give_way_by_page_.begin(), give_way_by_page_.end(),
+                     [](const GiveWay& a, const GiveWay& b) { return a.page_id < b.page_id; });
+    int64_t freed = 0;
+    for (const GiveWay& c : give_way_candidates_) {
+      if (freed == want) break;
+      auto [first, last] = std::equal_range(
+          give_way_by_page_.begin(), give_way_by_page_.end(), c,
+          [](const GiveWay& a, const GiveWay& b) { return a.page_id < b.page_id; });
+      if (first->seq == nullptr) continue;  // this page was decided already
+      if (last - first == store_.pins(c.page_id)) {
+        give_way_.insert(give_way_.end(), first, last);
+        ++freed;
+      }
+      for (auto it = first; it != last; ++it) it->seq = nullptr;
+    }
+    return freed;
+  }
+
+  // Applies plan_give_way: the pages leave their sets in flight; their slots become evictable (a
+  // copy still in flight into one finishes before the slot is reused: take_slot waits for it).
+  void apply_give_way() noexcept {
+    for (const GiveWay& g : give_way_) {
+      Sequence& seq = *g.seq;
+      store_.unpin(seq.pages[g.page]);
+      auto it = std::lower_bound(seq.pending.begin(), seq.pending.end(), g.page);
+      if (it != seq.pending.end() && *it == g.page) seq.pending.erase(it);
+      it = std::lower_bound(seq.pending_chosen.begin(), seq.pending_chosen.end(), g.page);
+      if (it != seq.pending_chosen.end() && *it == g.page) seq.pending_chosen.erase(it);
+      std::erase(seq.pending_chosen_ranked, g.page);
+    }
+    give_way_.clear();
+  }
+
+  // Stages the seal of the partial tail page of a history of `old_len` tokens as `kv` (append's)
+  // fills it; *cell receives the mirror cell (-1 on failure).
+  Status stage_tail_seal(Sequence& seq, int64_t old_len, const std::byte* kv,
+                         int64_t* cell) noexcept {
+    *cell = -1;
+    if constexpr (kCanStream) {
+      const PageId tail = seq.pages[chunker_.page_of_token(old_len)];
+      return store_.stage_seal(tail, chunker_.offset_in_page(old_len), kv, cell);
+    }
+    return Status::kOk;
+  }
+
+  void cancel_tail_seal(int64_t cell) noexcept {
+    if constexpr (kCanStream) {
+      if (cell >= 0) store_.cancel_seal(cell);
+    }
+  }
+
+  // With `stream`, writes the new full pages of [old_len, new_len) that do not join the resident
+  // set (`after` does not force them) straight from `kv` into the mirror, as page records without
+  // a slot, into streamed_. On failure they are released again and the status returned.
+  Status stream_pages(int64_t old_len, int64_t new_len, const ForcedPages& after, bool stream,
+                      const std::byte* kv) noexcept {
+    streamed_.clear();
+    if constexpr (kCanStream) {
+      if (!stream) return Status::kOk;
+      const int64_t page_tokens = chunker_.page_tokens();
+      const int64_t token_bytes = int64_t{config_.num_layers} * config_.bytes_per_token_per_layer;
+      for (int64_t p = chunker_.num_pages(old_len); p < chunker_.num_pages(new_len); ++p) {
+        if (after.contains(p))
+          continue;  // unforced pages are full: p < suffix_begin < num_pages - 1
+        const PageId page = store_.create_page();  // records reserved by the caller
+        int64_t cell = -1;
+        if (Status s =
+                store_.stage_seal(page, 0, kv + (p * page_tokens - old_len) * token_bytes, &cell);
+            s != Status::kOk) {
+          store_.release(page);
+          for (PageId q : streamed_) store_.release(q);
+          streamed_.clear();
+          return s;
+        }
+        store_.commit_seal(page, cell);
+        streamed_.push_back(page);
+      }
+    }
+    return Status::kOk;
   }
 
   void write_view(const ViewBuffers& view) noexcept {
@@ -840,11 +1140,20 @@ class SparseKVCache {
   std::vector<int32_t> sorted_next_;
   std::vector<int32_t> leaving_;          // scratch of plan_leaving / apply_leaving
   std::vector<int32_t> leaving_pending_;  // the same for the set in flight
+  struct GiveWay {
+    Sequence* seq;   // the set in flight's sequence
+    int32_t page;    // its logical page
+    PageId page_id;  // the page record
+  };
+  std::vector<GiveWay> give_way_;  // scratch of plan_give_way / apply_give_way
+  std::vector<GiveWay> give_way_candidates_, give_way_by_page_;  // scratch of plan_give_way
+  std::vector<PageId> streamed_;                                 // scratch of stream_pages
   uint64_t epoch_ = 0;
   uint64_t last_version_ = 0;  // see touch()
   int64_t refreshes_ = 0;
   int64_t capacity_refusals_ = 0;
   int64_t recall_errors_ = 0;
+  int64_t corrupt_recalls_ = 0;
 };
 
 }  // namespace lsa

@@ -19,7 +19,8 @@ struct Stats {
   int64_t sealed_pages = 0;       ///< pages copied reserve -> mirror
   int64_t evictions = 0;          ///< reserve slots reclaimed from unpinned pages
   int64_t capacity_refusals = 0;  ///< selected pages not made resident because the reserve was full
-  int64_t recall_errors = 0;      ///< recalls that failed (mirror I/O); the page stayed in the mirror
+  int64_t recall_errors = 0;      ///< recalls that failed (I/O, bad digest); page not listed
+  int64_t corrupt_recalls = 0;    ///< of those, recalls whose bytes did not match the digest
 };
 
 }  // namespace lsa

@@ -20,6 +20,8 @@ enum class [[nodiscard]] Status : int32_t {
   kIoError,            ///< reading or writing the file-backed mirror failed
   kOutOfMemory,        ///< growing host memory (mirror, index) failed
   kDeviceError,        ///< a CUDA call of a device store failed (cuda::CudaStore::cuda_error())
+  kCorrupt,            ///< a page read back from the mirror differs from what was sealed (its
+                       ///< digest does not match: the mirror file was changed behind the cache)
 };
 
 /// Short, stable name of a status ("ok", "unknown_sequence", ...).
@@ -37,6 +39,7 @@ constexpr std::string_view to_string(Status s) noexcept {
     case Status::kIoError: return "io_error";
     case Status::kOutOfMemory: return "out_of_memory";
     case Status::kDeviceError: return "device_error";
+    case Status::kCorrupt: return "corrupt";
   }
   return "unknown_status";
 }

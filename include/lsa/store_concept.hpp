@@ -14,6 +14,11 @@ namespace lsa {
 /// A store owns the reserve (fast tier), the mirror (slow tier) and the copies between them; the
 /// page bookkeeping comes from detail::SlotBook. Constructed as `S(const CacheConfig&,
 /// options...)`. HostStore is the reference; cuda::CudaStore keeps the reserve in device memory.
+/// Optional: `stage_seal(id, first, kv, &cell)`, `commit_seal(id, cell)` and `cancel_seal(cell)`
+/// (see HostStore) write a page from append's KV into the mirror before the call commits. A store
+/// that has them lets a prefill of any length through a reserve of kmax_pages (middle pages go
+/// straight to the mirror) and lets a decode append at the minimum reserve seal the tail page it
+/// completes before the next page needs that slot; without them a prefill needs a slot per page.
 template <class S>
 concept KVStore = std::derived_from<S, detail::SlotBook> &&
     requires(S& s, const S& cs, PageId id, int32_t slot, uint64_t job, std::byte* dst,
@@ -57,6 +62,9 @@ concept KVStore = std::derived_from<S, detail::SlotBook> &&
   { cs.copies_done(job) }
   noexcept->std::same_as<bool>;
   { cs.slot_ready(slot) }
+  noexcept->std::same_as<bool>;
+  // True when the last copy into a slot failed: its bytes are not the page's (never listed).
+  { cs.slot_failed(slot) }
   noexcept->std::same_as<bool>;
   { s.wait_copies(job) }
   noexcept->std::same_as<void>;

@@ -9,7 +9,7 @@
 #include "kernels.hpp"
 #include "thread_pool.hpp"
 
-TEST_CASE("thread pool: parallel_for covers [0, n) once in grain multiples", "[decoder][threads]") {
+TEST_CASE("thread pool: parallel_for covers 0 to n once in grain multiples", "[decoder][threads]") {
   for (const int threads : {1, 2, 3, 8}) {
     lsa_decode::ThreadPool pool(threads);
     CHECK(pool.num_threads() == threads);

@@ -233,17 +233,14 @@ TEST_CASE("errors: the reserve cannot take the pages a call must make resident (
   REQUIRE(h.step({1}, 0.0f) == Status::kOk);               // nothing kept: forced {0, 15}
   h.settle(1, 0.0f);
   REQUIRE(h.add(2) == Status::kOk);
-  // A prefill larger than the free + evictable slots.
+  // A prefill larger than the free + evictable slots, with KV the engine writes itself: each page
+  // needs a slot until it is written. (With lsa-copied KV the pages that do not join the set
+  // stream to the mirror instead: capacity_test.cpp.)
   const int32_t avail = h.cache.store().available_slots();
   Snapshot before = h.snapshot({3});
   {
     std::vector<lsa::TokenSlot> out(4 * (avail + 1));
     std::vector<float> keys(2 * (avail + 1), 0.0f);
-    std::vector<std::byte> kv(out.size() * h.token_bytes());
-    CHECK(h.cache.append(2, 4 * (avail + 1), {reinterpret_cast<const std::byte*>(keys.data()), 2 * (avail + 1)},
-                         out, kv.data()) == Status::kCapacityExceeded);
-    CHECK(before.diff(h.snapshot({3})) == "");
-    // The same prefill without lsa-copied KV (the engine would write it): same answer.
     CHECK(h.cache.append(2, 4 * (avail + 1), {reinterpret_cast<const std::byte*>(keys.data()), 2 * (avail + 1)},
                          out) == Status::kCapacityExceeded);
     CHECK(before.diff(h.snapshot({3})) == "");
@@ -255,17 +252,18 @@ TEST_CASE("errors: the reserve cannot take the pages a call must make resident (
   // fork needs a slot for its private copy of the partial tail page.
   CHECK(h.cache.fork(1, 3) == Status::kCapacityExceeded);
   CHECK(before.diff(h.snapshot({3})) == "");
-  // truncate into pages without slots needs slots for the new recent/tail pages.
-  CHECK(h.cache.truncate(1, 30) == Status::kCapacityExceeded);
+  // truncate into pages without slots needs slots for them: to 16 tokens the history fits kmax
+  // and pages 1-3 join page 0, while dropping pages 14 and 15 frees only two slots.
+  CHECK(h.cache.truncate(1, 16) == Status::kCapacityExceeded);
   CHECK(before.diff(h.snapshot({3})) == "");
-  // A decode append that opens two pages (62 -> 70 tokens): only page 14, which leaves the recent
-  // window, gives a slot back (page 15 is still being written), so the call is refused.
+  // A decode append of engine-written KV that opens two pages (62 -> 70 tokens): only page 14,
+  // which leaves the recent window, gives a slot back (page 15 waits for its KV), so the call is
+  // refused. (With lsa-copied KV page 15 is sealed first and gives its slot back too.)
   {
     std::vector<lsa::TokenSlot> out(8);
     const std::vector<float> keys(4, 0.0f);
-    std::vector<std::byte> kv(8 * h.token_bytes());
-    CHECK(h.cache.append(1, 8, {reinterpret_cast<const std::byte*>(keys.data()), 4}, out,
-                         kv.data()) == Status::kCapacityExceeded);
+    CHECK(h.cache.append(1, 8, {reinterpret_cast<const std::byte*>(keys.data()), 4}, out) ==
+          Status::kCapacityExceeded);
     CHECK(before.diff(h.snapshot({3})) == "");
   }
   h.check_all();
@@ -279,7 +277,7 @@ TEST_CASE("errors: the reserve cannot take the pages a call must make resident (
   REQUIRE(h.commit(2) == Status::kOk);
   REQUIRE(h.remove(2) == Status::kOk);
   CHECK(h.fork(1, 3) == Status::kOk);
-  CHECK(h.truncate(1, 30) == Status::kOk);
+  CHECK(h.truncate(1, 16) == Status::kOk);
   h.check_all();
 }
 
@@ -355,7 +353,7 @@ TEST_CASE("errors: when the file mirror cannot be written, commit says kIoError 
   // /dev/full accepts the open and fails every write with ENOSPC.
   const int fd = ::open("/dev/full", O_RDWR);
   if (fd < 0) {
-    WARN("no writable /dev/full here; skipped");
+    WARN("LSA_TEST_SKIPPED: no writable /dev/full here");
     return;
   }
   ::close(fd);
@@ -376,4 +374,141 @@ TEST_CASE("errors: when the file mirror cannot be written, commit says kIoError 
   CHECK(h.cache.stats().sealed_pages == 0);
   CHECK(h.cache.stats().mirror_pages == 0);
   h.check_bytes();  // every token still readable byte-exact from its slot
+}
+
+namespace {
+
+// Async, file mirror, sequence 1 of 12 four-token pages through a reserve of 6 slots (plus 4
+// per other sequence allowed); kmax 4 with only the tail page forced. Query 1 wants pages 1-3,
+// query -1 pages 0 and 4-10 (ties to the lower page: 0, 4, 5). Starts serving {1, 2, 3, 11}.
+struct AsyncFileFixture {
+  explicit AsyncFileFixture(int32_t max_sequences = 1)
+      : h(config(dir.file("mirror.bin"), max_sequences), 7,
+          lsa::HostStoreOptions{[this](lsa::MirrorIo op, int64_t) {
+            return op == lsa::MirrorIo::kWrite && fail_writes;
+          }}) {
+    h.key_fn = [](SeqId, int64_t chunk) {
+      const int64_t p = chunk / 2;
+      return p >= 1 && p <= 3 ? 1.0f : -1.0f;
+    };
+    REQUIRE(h.add(1) == Status::kOk);
+    REQUIRE(h.append_in_pieces(1, 48, 4) == Status::kOk);
+    REQUIRE(h.step({1}, 1.0f) == Status::kOk);
+    h.settle(1);
+    REQUIRE(resident() == std::vector<int32_t>{1, 2, 3, 11});
+  }
+  static lsa::CacheConfig config(const std::string& mirror, int32_t max_sequences) {
+    lsa::CacheConfig c = small_config();  // 4-token pages of 2-token chunks, interval 1
+    c.max_sequences = max_sequences;
+    c.max_tokens = 64;
+    c.policy.sink_chunks = 0;
+    c.policy.recent_chunks = 1;
+    c.policy.kmax_pages = 4;
+    c.num_slots = 6 + 4 * (max_sequences - 1);
+    c.recall_mode = RecallMode::kAsync;
+    c.mirror_path = mirror;
+    return c;
+  }
+  std::vector<int32_t> resident() const {
+    const auto r = h.cache.resident_pages(1);
+    return {r.begin(), r.end()};
+  }
+  // Refreshes toward query -1 (with 6 slots pages 0 and 4 are recalled, 5 refused for want of
+  // slots) and waits until those copies have finished; the set in flight swaps in at the next step.
+  void refresh_and_wait() {
+    REQUIRE(h.step({1}, -1.0f) == Status::kOk);
+    REQUIRE(h.cache.slot_of(1, 0) >= 0);
+    REQUIRE(h.cache.slot_of(1, 4) >= 0);
+    auto& store = h.cache.store();
+    uint64_t last = 0;
+    for (int64_t p : {0, 4, 5}) {
+      if (h.cache.slot_of(1, p) >= 0) last = std::max(last, store.slot_job(h.cache.slot_of(1, p)));
+    }
+    store.wait_copies(last);
+  }
+  // The file behind the cache loses its contents (another process truncates it).
+  void truncate_file() const { REQUIRE(::truncate(dir.file("mirror.bin").c_str(), 0) == 0); }
+
+  lsa::testing::TempDir dir;
+  bool fail_writes = false;  // the mirror's disk is full
+  Harness h;
+};
+
+}  // namespace
+
+TEST_CASE("errors (async): after a recall fails, step sizes the view by the set it really lists",
+          "[cpu][errors][async]") {
+  // The set in flight ({0, 4, 11}) fails to copy, so the step keeps serving the 4-page set: view
+  // buffers of 3 entries are too small for it, and nothing past their capacity is written.
+  AsyncFileFixture f;
+  f.truncate_file();
+  f.refresh_and_wait();
+  constexpr int32_t kPoison = 0x5A5A5A5A;
+  constexpr int64_t kCapacity = 3;
+  std::vector<int32_t> indptr(2, kPoison), last(1, kPoison), table(12, kPoison);
+  std::vector<int32_t> indices(kCapacity + 8, kPoison), lists(kCapacity + 8, kPoison);
+  const lsa::ViewBuffers small{indptr.data(), indices.data(), kCapacity,    last.data(),
+                               lists.data(),  kCapacity,      table.data(), 12};
+  const std::vector<SeqId> batch = {1};
+  CHECK(f.h.cache.step(batch, {}, small) == Status::kBufferTooSmall);
+  for (int64_t i = kCapacity; i < kCapacity + 8; ++i) {
+    CHECK(indices[i] == kPoison);
+    CHECK(lists[i] == kPoison);
+  }
+  lsa::ViewBuffers csr_only{indptr.data(), indices.data(), kCapacity, last.data()};
+  CHECK(f.h.cache.step(batch, {}, csr_only) == Status::kBufferTooSmall);
+  lsa::ViewBuffers lists_only;
+  lists_only.slot_lists = lists.data();
+  lists_only.slot_list_width = kCapacity;
+  CHECK(f.h.cache.step(batch, {}, lists_only) == Status::kBufferTooSmall);
+  for (int64_t i = kCapacity; i < kCapacity + 8; ++i) {
+    CHECK(indices[i] == kPoison);
+    CHECK(lists[i] == kPoison);
+  }
+  CHECK(f.resident() == std::vector<int32_t>{1, 2, 3, 11});
+  // With room for 4 the step lists the set that keeps serving, and counts the failed copies.
+  REQUIRE(f.h.step_unchecked({1}, 1.0f) == Status::kOk);
+  CHECK(f.resident() == std::vector<int32_t>{1, 2, 3, 11});
+  CHECK(f.h.views.indptr[1] == 4);
+  CHECK(f.h.cache.stats().recall_errors == 2);
+}
+
+TEST_CASE(
+    "invariant 7 (async): a failed truncate leaves the resident set as it was (the finished "
+    "set in flight is not swapped in first)",
+    "[cpu][invariant][errors][async]") {
+  AsyncFileFixture f;
+  f.refresh_and_wait();  // {0, 4, 11} is complete and waits for the next step
+  f.truncate_file();     // page 7, which the truncated history forces, cannot be read back
+  std::vector<int32_t> slots;
+  for (int32_t p : f.resident()) slots.push_back(f.h.cache.slot_of(1, p));
+  CHECK(f.h.cache.truncate(1, 30) != Status::kOk);
+  CHECK(f.h.cache.length(1) == 48);
+  CHECK(f.resident() == std::vector<int32_t>{1, 2, 3, 11});
+  std::vector<int32_t> after;
+  for (int32_t p : f.resident()) after.push_back(f.h.cache.slot_of(1, p));
+  CHECK(after == slots);
+}
+
+TEST_CASE(
+    "invariant 7 (async): a failed fork leaves the parent's sets as they were (its finished "
+    "set in flight is not swapped in first)",
+    "[cpu][invariant][errors][async]") {
+  AsyncFileFixture f(2);
+  f.refresh_and_wait();  // {0, 4, 5, 11} is complete and waits for the next step
+  // Written by the engine and not yet committed: the fork commits it, and sealing fails. (Page 11
+  // leaves both sets: no longer the tail.)
+  REQUIRE(f.h.append(1, 4, Harness::Kv::kEngineWrites) == Status::kOk);
+  const std::vector<int32_t> resident = f.resident();
+  REQUIRE(resident == std::vector<int32_t>{1, 2, 3, 12});
+  f.fail_writes = true;
+  CHECK(f.h.fork(1, 2) == Status::kIoError);
+  CHECK_FALSE(f.h.cache.contains(2));
+  CHECK(f.resident() == resident);
+  f.fail_writes = false;
+  // The set in flight swaps in at the next step, and the fork then works.
+  REQUIRE(f.h.step({1}, -1.0f) == Status::kOk);
+  CHECK(f.resident() == std::vector<int32_t>{0, 4, 5, 12});
+  REQUIRE(f.h.fork(1, 2) == Status::kOk);
+  f.h.check_all();
 }

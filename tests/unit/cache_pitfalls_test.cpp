@@ -172,14 +172,8 @@ TEST_CASE("pitfall: decoded tokens far beyond the prompt are kept and sealed int
     const std::vector<SeqId> batch = {9};
     const std::vector<float> q = {t % 100 < 50 ? 1.0f : -1.0f};
     REQUIRE(h.step(batch, q) == Status::kOk);
-    Status s = h.append(9, 1, kv);
-    // Async: while a recall is in flight both sets are pinned; the engine steps until it lands.
-    for (int retry = 0; s == Status::kCapacityExceeded && mode == RecallMode::kAsync && retry < 100000; ++retry) {
-      std::this_thread::yield();
-      REQUIRE(h.step(batch, q) == Status::kOk);
-      s = h.append(9, 1, kv);
-    }
-    REQUIRE(s == Status::kOk);
+    // Async too: a set in flight gives way rather than stall the decode append.
+    REQUIRE(h.append(9, 1, kv) == Status::kOk);
     if (t % 500 == 0) h.check_state();
   }
   REQUIRE(h.commit(9) == Status::kOk);

@@ -1,7 +1,6 @@
 // One validated config struct (DESIGN.md s.7): every rule of lsa::validate throws lsa::Error whose
 // message names the field; valid boundary values pass.
 #include <catch2/catch.hpp>
-
 #include <cmath>
 #include <cstdint>
 #include <functional>
@@ -12,6 +11,7 @@
 #include "lsa/cache_config.hpp"
 #include "lsa/error.hpp"
 #include "lsa/sparse_kv_cache.hpp"
+#include "support/allocation_hooks.hpp"
 #include "support/cache_harness.hpp"
 
 namespace {
@@ -91,8 +91,13 @@ TEST_CASE("config: every invalid field throws lsa::Error naming the field", "[cp
       {"page_chunks", [](auto& c) { c.page_chunks = 0; }},
       {"page_chunks", [](auto& c) { c.page_chunks = -1; }},
       // Page bytes over 2^40 (64-token pages, 2 layers) and page tokens over 2^30.
-      {"bytes_per_token_per_layer", [](auto& c) { c.bytes_per_token_per_layer = (int64_t{1} << 33) + 1; }},
-      {"chunk_tokens", [](auto& c) { c.chunk_tokens = 1 << 16; c.page_chunks = 1 << 15; }},
+      {"bytes_per_token_per_layer",
+       [](auto& c) { c.bytes_per_token_per_layer = (int64_t{1} << 33) + 1; }},
+      {"chunk_tokens",
+       [](auto& c) {
+         c.chunk_tokens = 1 << 16;
+         c.page_chunks = 1 << 15;
+       }},
       {"max_sequences", [](auto& c) { c.max_sequences = 0; }},
       {"max_tokens", [](auto& c) { c.max_tokens = 0; }},
       {"max_tokens", [](auto& c) { c.max_tokens = int64_t{1} << 40; }},  // 2^34 pages > int32
@@ -111,12 +116,21 @@ TEST_CASE("config: every invalid field throws lsa::Error naming the field", "[cp
       {"policy.hysteresis", [nan](auto& c) { c.policy.hysteresis = nan; }},
       {"policy.hysteresis", [inf](auto& c) { c.policy.hysteresis = inf; }},
       {"policy.max_recall_pages", [](auto& c) { c.policy.max_recall_pages = -1; }},
-      {"policy.kmax_pages", [](auto& c) { c.policy.kmax_pages = 3; c.num_slots = 6; }},  // forced 4
+      {"policy.kmax_pages",
+       [](auto& c) {
+         c.policy.kmax_pages = 3;
+         c.num_slots = 6;
+       }},  // forced 4
       {"policy.kmax_pages", [](auto& c) { c.policy.kmax_pages = 0; }},
-      {"policy.kmax_pages", [](auto& c) { c.policy.sink_chunks = 100; }},  // 7 sink + 3 recent pages
-      {"num_slots", [](auto& c) { c.num_slots = 15; }},                   // < 2 * 8
+      {"policy.kmax_pages",
+       [](auto& c) { c.policy.sink_chunks = 100; }},     // 7 sink + 3 recent pages
+      {"num_slots", [](auto& c) { c.num_slots = 15; }},  // < 2 * 8
       {"num_slots", [](auto& c) { c.num_slots = 0; }},
       {"num_slots", [](auto& c) { c.max_sequences = 3; }},
+      // Enum fields holding values that are none of their enumerators.
+      {"policy.selection", [](auto& c) { c.policy.selection = static_cast<lsa::Selection>(7); }},
+      {"policy.page_score", [](auto& c) { c.policy.page_score = static_cast<lsa::PageScore>(9); }},
+      {"recall_mode", [](auto& c) { c.recall_mode = static_cast<lsa::RecallMode>(5); }},
   };
   for (size_t i = 0; i < rules.size(); ++i) {
     lsa::CacheConfig c = valid();
@@ -172,4 +186,34 @@ TEST_CASE("config: constructing a cache validates (and the scorer checks its own
   }
   d = valid();
   CHECK_NOTHROW(lsa::SparseKVCache<>(d));
+}
+
+TEST_CASE("config: a cache whose bookkeeping cannot be allocated throws lsa::Error, not bad_alloc",
+          "[cpu][config]") {
+  // Valid, but under a memory limit INT32_MAX slots cannot be had: their bookkeeping alone takes
+  // gigabytes. Construction throws lsa::Error naming the field; nothing leaks (ASan checks).
+  lsa::CacheConfig c = lsa::testing::small_config();
+  c.bytes_per_token_per_layer = 1;
+  c.num_layers = 1;
+  c.chunk_tokens = 1;
+  c.page_chunks = 1;
+  c.policy.sink_chunks = 0;
+  c.policy.recent_chunks = 0;
+  c.policy.kmax_pages = 1;
+  c.max_sequences = 1;
+  c.num_slots = std::numeric_limits<int32_t>::max();
+  REQUIRE_NOTHROW(lsa::validate(c));
+  const auto construct = [](const lsa::CacheConfig& config) {
+    lsa::testing::LimitAllocations limit(size_t{1} << 30);  // no single allocation above 1 GiB
+    lsa::testing::TestCache cache(config);
+  };
+  try {
+    construct(c);
+    FAIL("constructed a cache of INT32_MAX slots under a 1 GiB allocation limit");
+  } catch (const lsa::Error& e) {
+    INFO(e.what());
+    CHECK(std::string(e.what()).find("num_slots") != std::string::npos);
+  } catch (const std::bad_alloc&) {
+    FAIL("std::bad_alloc escaped the constructor");
+  }
 }

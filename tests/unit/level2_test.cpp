@@ -306,3 +306,27 @@ TEST_CASE("level2_select refuses bad arguments and unreadable resident sets", "[
     CHECK(out == std::vector<int32_t>(9, -1));
   }
 }
+
+TEST_CASE("level2_select refuses strides whose shape products overflow int64", "[cpu][level2]") {
+  // num_batch * stride wraps around in int64: (2^62 + 2) * 4 = 8 (mod 2^64), which would pass a
+  // check against 8 page slots or 8 logits and then read far outside them.
+  using lsa::Status;
+  const lsa::Chunker chunker(1, 4);
+  const std::vector<int64_t> num_tokens(4, 1);
+  const std::vector<int32_t> offsets = {0, 0, 0, 0, 0};
+  const std::vector<int32_t> pages;
+  const std::vector<int32_t> slots(8, 0);
+  const std::vector<float> logits(8, 1.0f);
+  const int64_t huge = (int64_t{1} << 62) + 2;
+  const std::vector<int32_t> poison(4, 0x5A5A5A5A);
+  std::vector<int32_t> out = poison;
+  lsa::HostBatchTable table{offsets, pages, slots, huge, num_tokens};
+  CHECK(lsa::level2_select(table, logits, 2, chunker, 1, out) == Status::kInvalidArgument);
+  CHECK(out == poison);
+  table.page_slots_stride = 2;
+  CHECK(lsa::level2_select(table, logits, huge, chunker, 1, out) == Status::kInvalidArgument);
+  CHECK(out == poison);
+  // Shapes that fit still work.
+  CHECK(lsa::level2_select(table, logits, 2, chunker, 1, out) == Status::kOk);
+  CHECK(out == std::vector<int32_t>(4, -1));
+}

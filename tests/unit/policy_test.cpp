@@ -277,8 +277,9 @@ TEST_CASE("policy: kept-chunk count and score mass rank pages differently", "[cp
   CHECK(c.got() == c.want());
 }
 
-TEST_CASE("policy: kmax caps the set; forced sink/recent/tail/uncommitted pages come first and count",
-          "[cpu][policy]") {
+TEST_CASE(
+    "policy: kmax caps the set, and forced sink/recent/tail/uncommitted pages come first and count",
+    "[cpu][policy]") {
   Case c = pages_case(20, {});
   c.p.sink_chunks = 5;    // pages 0, 1
   c.p.recent_chunks = 6;  // chunks 74..79: pages 18, 19
@@ -345,7 +346,8 @@ TEST_CASE("policy: hysteresis keeps a resident page within the margin", "[cpu][p
   CHECK(c.got() == std::vector<int32_t>{0, 9, 6});
 }
 
-TEST_CASE("policy: max_recall_pages caps newly recalled pages; resident pages are free", "[cpu][policy]") {
+TEST_CASE("policy: max_recall_pages caps newly recalled pages, and resident pages are free",
+          "[cpu][policy]") {
   Case c = pages_case(12, {});
   c.p.kmax_pages = 6;  // forced {0, 11}: 4 chosen
   c.p.page_score = PageScore::kScoreMass;

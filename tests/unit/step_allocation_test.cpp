@@ -1,97 +1,18 @@
-// Invariant 6: a step with no refresh due makes no heap allocation. This file replaces the global
-// operator new/delete for the whole test binary; they count only while a thread has counting on.
-#include <catch2/catch.hpp>
+// Invariant 6: a step with no refresh due makes no heap allocation (the global operator new of the
+// test binary counts, tests/unit/allocation_hooks.cpp).
+#include <sys/resource.h>
 
 #include <algorithm>
-#include <atomic>
+#include <catch2/catch.hpp>
+#include <csignal>
 #include <cstdint>
-#include <cstdlib>
 #include <new>
 #include <vector>
 
+#include "support/allocation_hooks.hpp"
 #include "support/cache_harness.hpp"
 
-namespace {
-
-std::atomic<int64_t> g_allocations{0};
-thread_local bool t_counting = false;
-
-void* allocate(std::size_t n) {
-  if (t_counting) g_allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
-  throw std::bad_alloc();
-}
-
-void* allocate_aligned(std::size_t n, std::align_val_t align) {
-  if (t_counting) g_allocations.fetch_add(1, std::memory_order_relaxed);
-  const auto a = static_cast<std::size_t>(align);
-  void* p = nullptr;
-  if (::posix_memalign(&p, a < sizeof(void*) ? sizeof(void*) : a, n == 0 ? 1 : n) == 0) return p;
-  throw std::bad_alloc();
-}
-
-// Counts heap allocations made by this thread while alive.
-class CountAllocations {
- public:
-  CountAllocations() : start_(g_allocations.load()) { t_counting = true; }
-  ~CountAllocations() { t_counting = false; }
-  int64_t count() const { return g_allocations.load() - start_; }
-
- private:
-  int64_t start_;
-};
-
-}  // namespace
-
-// GCC sees free() of memory from operator new once these are inlined; here that is the point.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-#endif
-
-void* operator new(std::size_t n) { return allocate(n); }
-void* operator new[](std::size_t n) { return allocate(n); }
-void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
-  try {
-    return allocate(n);
-  } catch (...) {
-    return nullptr;
-  }
-}
-void* operator new[](std::size_t n, const std::nothrow_t&) noexcept {
-  try {
-    return allocate(n);
-  } catch (...) {
-    return nullptr;
-  }
-}
-void* operator new(std::size_t n, std::align_val_t a) { return allocate_aligned(n, a); }
-void* operator new[](std::size_t n, std::align_val_t a) { return allocate_aligned(n, a); }
-void* operator new(std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
-  try {
-    return allocate_aligned(n, a);
-  } catch (...) {
-    return nullptr;
-  }
-}
-void* operator new[](std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
-  try {
-    return allocate_aligned(n, a);
-  } catch (...) {
-    return nullptr;
-  }
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
-void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
-void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
-void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
-void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept { std::free(p); }
-void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept { std::free(p); }
+using lsa::testing::CountAllocations;
 
 TEST_CASE("allocation counter sees allocations only while counting", "[cpu][invariant][alloc]") {
   CountAllocations counter;
@@ -168,4 +89,84 @@ TEST_CASE("invariant 6: step() with no refresh due makes zero heap allocations (
   for (size_t b = 0; b < batch.size(); ++b) {
     CHECK(views.indptr[b + 1] - views.indptr[b] == static_cast<int32_t>(cache.resident_pages(batch[b]).size()));
   }
+}
+
+namespace {
+
+// While alive, writes past `bytes` in any file of this process fail with EFBIG (a full disk, as
+// far as the file mirror can tell); SIGXFSZ is ignored meanwhile.
+class FileSizeLimit {
+ public:
+  explicit FileSizeLimit(rlim_t bytes) {
+    REQUIRE(::getrlimit(RLIMIT_FSIZE, &saved_) == 0);
+    old_handler_ = std::signal(SIGXFSZ, SIG_IGN);
+    rlimit limit = saved_;
+    limit.rlim_cur = bytes;
+    REQUIRE(::setrlimit(RLIMIT_FSIZE, &limit) == 0);
+  }
+  ~FileSizeLimit() {
+    ::setrlimit(RLIMIT_FSIZE, &saved_);
+    std::signal(SIGXFSZ, old_handler_);
+  }
+  FileSizeLimit(const FileSizeLimit&) = delete;
+  FileSizeLimit& operator=(const FileSizeLimit&) = delete;
+
+ private:
+  rlimit saved_{};
+  void (*old_handler_)(int) = nullptr;
+};
+
+}  // namespace
+
+TEST_CASE(
+    "invariant 6 (async): the step that swaps in a finished set allocates nothing, even when "
+    "more pages leave it than any call before",
+    "[cpu][invariant][alloc][async]") {
+  // A commit whose sealing fails (the mirror's disk is full) returns before the sets are brought
+  // back to policy: the pages it committed stay in the set in flight, and leave it at the swap.
+  lsa::testing::TempDir dir;
+  lsa::CacheConfig c = lsa::testing::small_config();  // 4-token pages, sink 1 chunk, recent 2
+  c.max_sequences = 1;
+  c.max_tokens = 4096;
+  c.policy.interval = 1000;  // one refresh, then none during the test
+  c.policy.kmax_pages = 24;
+  c.num_slots = 200;
+  c.recall_mode = lsa::RecallMode::kAsync;
+  c.mirror_path = dir.file("mirror.bin");
+  lsa::testing::Harness h(c, 3);
+  using Kv = lsa::testing::Harness::Kv;
+  h.key_fn = [](lsa::SeqId, int64_t chunk) {
+    return chunk / 2 == 5 || chunk / 2 == 6 ? 1.0f : -1.0f;
+  };
+  REQUIRE(h.add(1) == lsa::Status::kOk);
+  REQUIRE(h.append(1, 4 * 40) == lsa::Status::kOk);  // 40 pages sealed, every one cached in a slot
+  // The refresh picks pages 5 and 6 besides the forced ones; their slots hold them already, so
+  // the set in flight is complete at once but swaps in only at the next step.
+  REQUIRE(h.step({1}, 1.0f) == lsa::Status::kOk);
+  // 20 engine-written pages join both sets (forced while unwritten); committing them fails to
+  // seal: they are no longer forced, and leave the set at the swap.
+  REQUIRE(h.append(1, 4 * 20, Kv::kEngineWrites) == lsa::Status::kOk);
+  {
+    FileSizeLimit full(static_cast<rlim_t>(40 * c.page_bytes()));
+    REQUIRE(h.cache.commit(1) == lsa::Status::kIoError);
+  }
+  REQUIRE(h.cache.resident_pages(1).size() == 21);  // 0 and the 20 new pages
+  const float one = 1.0f;
+  const std::vector<lsa::Query> queries = {lsa::Query{std::span(&one, 1), {}}};
+  const std::vector<lsa::SeqId> batch = {1};
+  const lsa::ViewBuffers buffers = h.views.buffers();
+  int64_t allocations = 0;
+  lsa::Status s;
+  {
+    CountAllocations counter;
+    s = h.cache.step(batch, queries, buffers);
+    allocations = counter.count();
+  }
+  REQUIRE(s == lsa::Status::kOk);
+  CHECK(allocations == 0);
+  const auto res = h.cache.resident_pages(1);
+  CHECK(std::vector<int32_t>(res.begin(), res.end()) == std::vector<int32_t>{0, 5, 6, 59});
+  CHECK(h.cache.stats().refreshes == 1);
+  REQUIRE(h.commit(1) == lsa::Status::kOk);  // the disk has room again
+  h.check_all();
 }

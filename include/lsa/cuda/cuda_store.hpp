@@ -107,6 +107,9 @@ class CudaStore : public lsa::detail::SlotBook {
   bool copies_done(uint64_t job) const noexcept;
   /// False while a copy into or out of `slot` may still run.
   bool slot_ready(int32_t slot) const noexcept { return copies_done(slot_job_[slot]); }
+  /// True when the last recall into `slot` could not be queued (a CUDA error): its bytes are not
+  /// the page's. Cleared when the slot changes hands.
+  bool slot_failed(int32_t slot) const noexcept { return slot_failed_[slot] != 0; }
   /// Blocks until copy jobs up to `job` have finished (lifecycle calls only).
   void wait_copies(uint64_t job) noexcept;
 
@@ -153,6 +156,7 @@ class CudaStore : public lsa::detail::SlotBook {
   std::byte* d_reserve_ = nullptr;
   lsa::detail::Mirror mirror_;
   std::vector<uint64_t> slot_job_;
+  std::vector<uint8_t> slot_failed_;  // see slot_failed
   std::vector<PendingCopy> batch_;  // open batch (capacity num_slots: no allocation in a step)
   std::vector<void*> batch_dsts_;   // the batch's copy arguments, same capacity
   std::vector<const void*> batch_srcs_;

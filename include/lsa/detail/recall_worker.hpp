@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "lsa/detail/mirror.hpp"
+#include "lsa/detail/page_digest.hpp"
 #include "lsa/status.hpp"
 
 namespace lsa::detail {
@@ -17,7 +18,8 @@ namespace lsa::detail {
 /// Completion counter of one batch of recalls (one refresh of one sequence).
 struct RecallTicket {
   std::atomic<int32_t> remaining{0};  ///< copies not finished yet
-  std::atomic<int32_t> failed{0};     ///< copies that failed (file mirror I/O)
+  std::atomic<int32_t> failed{0};     ///< copies that failed (file mirror I/O or a bad digest)
+  std::atomic<int32_t> corrupt{0};    ///< of those, copies whose bytes did not match the digest
 };
 
 /// One page copy: a mirror cell into reserve memory.
@@ -27,6 +29,10 @@ struct RecallJob {
   int64_t cell = -1;         ///< mirror cell
   std::byte* dst = nullptr;  ///< reserve slot memory
   RecallTicket* ticket = nullptr;  ///< decremented (release) when the copy is done
+  std::atomic<uint8_t>* failed = nullptr;  ///< the slot's flag, set when the copy fails
+  bool check = false;                      ///< compare the copied bytes with `digest`
+  uint64_t digest = 0;                     ///< the page's digest when it was sealed
+  bool fail = false;  ///< fail this copy as an I/O error would (fault injection)
 };
 
 /// Single background thread draining a FIFO of page copies.
@@ -57,7 +63,7 @@ class RecallWorker {
     return ++submitted_;
   }
 
-  /// Jobs finished so far (acquire: their bytes are visible once counted).
+  /// Jobs finished so far (acquire: their bytes and failure flags are visible once counted).
   uint64_t completed() const noexcept { return completed_.load(std::memory_order_acquire); }
 
   /// Blocks until job `job` (and every earlier one) has finished (lifecycle calls only).
@@ -82,12 +88,22 @@ class RecallWorker {
         jobs_.pop_front();
       }
       Status s = Status::kOk;
-      if (job.src != nullptr) {
+      if (job.fail) {
+        s = Status::kIoError;
+      } else if (job.src != nullptr) {
         std::memcpy(job.dst, job.src, static_cast<size_t>(page_bytes_));
       } else {
-        s = mirror_.read(job.cell, job.dst);
+        s = mirror_.read_unchecked(job.cell, job.dst);
       }
-      if (s != Status::kOk) job.ticket->failed.fetch_add(1, std::memory_order_relaxed);
+      // The copy is checked where it landed: bytes that changed in the mirror are caught.
+      if (s == Status::kOk && job.check && page_digest(job.dst, page_bytes_) != job.digest) {
+        s = Status::kCorrupt;
+      }
+      if (s != Status::kOk) {
+        job.failed->store(1, std::memory_order_relaxed);
+        job.ticket->failed.fetch_add(1, std::memory_order_relaxed);
+        if (s == Status::kCorrupt) job.ticket->corrupt.fetch_add(1, std::memory_order_relaxed);
+      }
       job.ticket->remaining.fetch_sub(1, std::memory_order_release);
       // Last: once a job counts as completed its ticket may be freed (its sequence removed).
       completed_.fetch_add(1, std::memory_order_release);

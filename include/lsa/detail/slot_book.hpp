@@ -90,7 +90,11 @@ class SlotBook {
   }
 
   /// Takes a page's slot back without saving it (a failed recall; the mirror still has it).
+  /// Precondition: no copy into the slot is in flight.
   void drop_slot(PageId id) noexcept { free_slot(pages_[id].slot); }
+
+  /// Counts one page copied mirror -> reserve.
+  void count_recall() noexcept { ++counters_.recalled_pages; }
 
  protected:
   /// Reserves records so that `pages` more create_page calls need no allocation.
@@ -143,12 +147,13 @@ class SlotBook {
     return cell;
   }
 
-  /// Records that the mirror now holds the page in `cell`; an unpinned page becomes evictable.
+  /// Records that the mirror now holds the page in `cell`; an unpinned page with a slot becomes
+  /// evictable (a page sealed straight from the engine's KV has none).
   void mark_sealed(PageId id, int64_t cell) noexcept {
     Record& r = pages_[id];
     r.cell = cell;
     ++counters_.sealed_pages;
-    if (r.pins == 0) lru_.push_back(r.slot);
+    if (r.pins == 0 && r.slot >= 0) lru_.push_back(r.slot);
   }
 
   /// Forgets the mirror cell of a page that becomes writable again; returns the cell (-1: none).
@@ -157,12 +162,9 @@ class SlotBook {
     const int64_t cell = r.cell;
     if (cell < 0) return -1;
     r.cell = -1;
-    lru_.remove(r.slot);
+    if (r.slot >= 0) lru_.remove(r.slot);
     return cell;
   }
-
-  /// Counts one page copied mirror -> reserve.
-  void count_recall() noexcept { ++counters_.recalled_pages; }
 
  private:
   struct Record {

@@ -33,13 +33,14 @@ inline std::string device_name() {
 
 }  // namespace lsa::cuda::testing
 
-/// First statement of every GPU test: without a device, say so visibly and pass.
-#define LSA_REQUIRE_GPU()                                                                  \
-  do {                                                                                     \
-    if (!::lsa::cuda::testing::has_device()) {                                             \
-      WARN("no CUDA device: GPU test skipped (it runs on machines with a GPU)");           \
-      return;                                                                              \
-    }                                                                                      \
+/// First statement of every GPU test: without a device, print the skip marker and return; ctest
+/// reports the test as skipped (SKIP_REGULAR_EXPRESSION, cmake/catch_tests.cmake), not passed.
+#define LSA_REQUIRE_GPU()                                                                   \
+  do {                                                                                      \
+    if (!::lsa::cuda::testing::has_device()) {                                              \
+      WARN("LSA_TEST_SKIPPED: no CUDA device (this GPU test runs on machines with a GPU)"); \
+      return;                                                                               \
+    }                                                                                       \
   } while (0)
 
 /// REQUIREs a cudaError_t to be cudaSuccess, naming the error otherwise.
