@@ -329,12 +329,17 @@ int run(int argc, char** argv) {
        "the pages the dense run's next N steps attend to most (all layers and heads), chosen every "
        "N steps: the ceiling of any N-step lookahead at the budget; `lsa-iN` bound (Quest min/max) "
        "scorer refreshed every N steps with the previous token's query (selection before the "
-       "step, off the decode path); `quest` bound scorer every step with the current token's "
+       "step, off the decode path); `learned-iN` the trained lookahead indexer (docs/indexer.md) "
+       "refreshed every N steps, also with the previous token's state; `quest` bound scorer "
+       "every step with the current token's "
        "query (two decode passes); `recency` sink + most recent pages; `random-iN` sink + recent "
        "+ random pages redrawn every N steps (`random`: every 64)"},
       {"machine",
        fmt::format("{} threads (decode tokens/s are side by side in this run)", threads)},
   };
+  if (ctx.indexer) {
+    run.facts.push_back({"indexer", fmt::format("`{}` (learned-iN methods)", o.indexer)});
+  }
   const ReportFiles files = write_report(run, o.results, o.name);
   fmt::print("{}", render_markdown(run, o.name));
   fmt::print(stderr, "wrote {}, {}, {}, {}\n", files.markdown, files.samples, files.data,

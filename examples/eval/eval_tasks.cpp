@@ -40,6 +40,8 @@ void append(std::vector<int32_t>& out, const std::vector<int32_t>& more) {
 
 }  // namespace
 
+std::span<const std::string_view> needle_words() { return kWords; }
+
 std::string_view task_name(TaskKind task) {
   switch (task) {
     case TaskKind::kPasskey:

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -19,6 +20,9 @@ enum class TaskKind {
   kSingleNeedle,  ///< "The special magic number for <word> is <7 digits>." -> the number
   kMultiKey,      ///< several such needles (distractors with other words); one word is asked
 };
+
+/// The words the key -> value needles ask about (the indexer's training data must avoid them).
+std::span<const std::string_view> needle_words();
 
 /// "passkey", "single", "multikey".
 std::string_view task_name(TaskKind task);

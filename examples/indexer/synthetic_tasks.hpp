@@ -2,7 +2,8 @@
 // training text, then a question about one of them and its answer, in the model's chat template.
 // They share no template, word list or number with lsa-eval's tasks (eval_tasks.cpp): other
 // sentences, names and objects instead of the eval's 40 words, and only 3-, 4- and 6-digit
-// numbers where the eval uses 5 and 7 digits.
+// numbers where the eval uses 5 and 7 digits (tests/indexer/synthetic_vocabulary_test.cpp checks
+// the words).
 #pragma once
 
 #include <cstdint>
