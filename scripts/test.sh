@@ -82,7 +82,7 @@ if [[ -f "$model" ]]; then
   ./build/examples/indexer/lsa-indexer-dump -m "$model" --text "$fixture/text.txt" \
     --out "$fixture/dump" --text-docs 1 --text-doc-tokens 512 --synthetic-docs 1 \
     --synthetic-tokens 600,600 --taps 15,30
-  export LSA_INDEXER_DUMP="$fixture/dump"
+  export LSA_INDEXER_DUMP="$PWD/$fixture/dump"  # pytest runs in examples/indexer
 fi
 (cd examples/indexer && ../../.venv/bin/python -m pytest -q -rs tests)
 unset LSA_INDEXER_DUMP
