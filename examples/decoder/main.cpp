@@ -83,7 +83,7 @@ void print_help() {
       "      --indexer PATH     the learned indexer's file (default\n"
       "                         examples/indexer/trained/SmolLM2-135M-Instruct.lsa-indexer.gguf)\n"
       "      --sink-chunks N    first chunks always resident (default 1)\n"
-      "      --recent-chunks N  last chunks always resident (default 1)\n"
+      "      --recent-chunks N  last chunks always resident (default 4)\n"
       "      --threads N        worker threads (default: hardware threads)\n"
       "      --top5             print the top-5 next-token ids and logits after the prompt\n"
       "      --show-ids         print the prompt's token ids\n"

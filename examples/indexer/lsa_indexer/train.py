@@ -13,6 +13,7 @@ import os
 import sys
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 
 def deterministic_cpu() -> None:
@@ -161,8 +162,11 @@ def main(argv: list[str] | None = None) -> int:
     sampler = SamplerConfig(max_positives=a.max_positives, negatives_per_positive=a.negatives_per_positive,
                             sink_chunks=a.sink_chunks, recent_chunks=a.recent_chunks, min_layers=a.min_layers)
     params, shape, record = train(dump, cfg, sampler, log=lambda s: print(s, flush=True))
-    description = json.dumps({"train": asdict(cfg), "sampler": asdict(sampler),
-                              "dump": {k: dump.meta[k] for k in ("command", "docs", "chunks", "refreshes", "tokens")},
+    # The dump's settings and sizes, without its paths (command, model, text): the same data
+    # written into another directory gives the same file, bit for bit.
+    dump_facts = {k: v for k, v in dump.meta.items() if k not in ("command", "model", "text")}
+    dump_facts["model_file"] = Path(str(dump.meta["model"])).name
+    description = json.dumps({"train": asdict(cfg), "sampler": asdict(sampler), "dump": dump_facts,
                               "best_step": record["best_step"]}, sort_keys=True)
     export.write(a.out, export.IndexerFile(shape, {k: np.asarray(v) for k, v in params.items()},
                                            cfg.query_tap, cfg.key_tap, dump.chunk_tokens,
