@@ -94,6 +94,9 @@ void print_help() {
 
 Options parse(int argc, char** argv) {
   Options o;
+  // 4 recent chunks (64 tokens): what the learned indexer was trained with, and what an interval
+  // of 64 appends stays visible between refreshes.
+  o.cache.recent_chunks = 4;
   for (ArgReader args(argc, argv); args.next();) {
     const std::string& a = args.option();
     if (a == "-h" || a == "--help") {

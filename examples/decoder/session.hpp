@@ -31,8 +31,7 @@ struct CacheOptions {
   int32_t page_chunks = 1;
   int32_t interval = 64;          ///< decode steps between refreshes
   int32_t sink_chunks = 1;        ///< always resident, part of the budget
-  int32_t recent_chunks = 4;      ///< always resident, part of the budget (4: what the learned
-                                  ///< indexer was trained with; 64 tokens at 16-token chunks)
+  int32_t recent_chunks = 1;      ///< always resident, part of the budget
   ScorerKind scorer = ScorerKind::kBound;
   int64_t max_tokens = 8192;      ///< context capacity (prompt + generated)
   /// Quest-style selection with the current token's query (needs interval 1): a first pass over
