@@ -5,6 +5,7 @@
 #include <string>
 
 #include "detail/common.cuh"
+#include "detail/device_guard.cuh"
 #include "detail/page_gather.cuh"
 #include "lsa/cuda/cuda_store.hpp"
 #include "lsa/error.hpp"
@@ -25,6 +26,14 @@ void* allocate_pinned(size_t bytes) noexcept {
 }
 void free_pinned(void* p) noexcept { (void)cudaFreeHost(p); }
 
+// `e` as an int; a failure is also taken off the thread's last-error slot, so that a later
+// cudaGetLastError (after someone's kernel launch) does not report it.
+int cleared(cudaError_t e) noexcept {
+  if (e != cudaSuccess) (void)cudaGetLastError();
+  return static_cast<int>(e);
+}
+int cleared(int e) noexcept { return cleared(static_cast<cudaError_t>(e)); }
+
 void check_construction(cudaError_t e, const char* what) {
   if (e != cudaSuccess) {
     (void)cudaGetLastError();
@@ -41,22 +50,55 @@ const CacheConfig& checked_for_device(const CacheConfig& config) {
   return config;
 }
 
-// Restores the calling thread's device when a call leaves.
-class DeviceGuard {
- public:
-  explicit DeviceGuard(int device) noexcept {
-    (void)cudaGetDevice(&previous_);
-    if (previous_ != device) (void)cudaSetDevice(device);
-  }
-  ~DeviceGuard() { (void)cudaSetDevice(previous_); }
-  DeviceGuard(const DeviceGuard&) = delete;
-  DeviceGuard& operator=(const DeviceGuard&) = delete;
-
- private:
-  int previous_ = 0;
-};
+using detail::DeviceGuard;
 
 }  // namespace
+
+CudaStore::Engine::Engine(RecallCopy recall_copy, int64_t page_bytes, int32_t num_slots)
+    : events(kEventRing, nullptr), recall_copy_(recall_copy), page_bytes_(page_bytes) {
+  dsts_.reserve(static_cast<size_t>(num_slots));
+  srcs_.reserve(static_cast<size_t>(num_slots));
+  sizes_.reserve(static_cast<size_t>(num_slots));
+}
+
+int CudaStore::Engine::issue(std::span<const lsa::detail::BatchCopy> copies) noexcept {
+  if (const int e = fence_error; e != cudaSuccess) {
+    fence_error = cudaSuccess;
+    return e;  // the batch would not wait for the kernels that read its slots' old pages
+  }
+  dsts_.clear();
+  srcs_.clear();
+  sizes_.clear();
+  for (const lsa::detail::BatchCopy& c : copies) {
+    dsts_.push_back(c.dst);  // capacities: num_slots, like the batch
+    srcs_.push_back(c.src);
+    sizes_.push_back(static_cast<size_t>(page_bytes_));
+  }
+  if (recall_copy_ == RecallCopy::kGatherKernel) {
+    return cleared(
+        cuda::detail::gather_pages(srcs_.data(), dsts_.data(), copies.size(), page_bytes_, stream));
+  }
+  cudaMemcpyAttributes attributes{};
+  attributes.srcAccessOrder = cudaMemcpySrcAccessOrderStream;
+  attributes.flags = cudaMemcpyFlagPreferOverlapWithCompute;
+  size_t attribute_index = 0;
+  return cleared(cudaMemcpyBatchAsync(dsts_.data(), srcs_.data(), sizes_.data(), copies.size(),
+                                      &attributes, &attribute_index, 1, stream));
+}
+
+int CudaStore::Engine::record(uint64_t job) noexcept {
+  return cleared(cudaEventRecord(event(job), stream));
+}
+
+lsa::detail::JobResult CudaStore::Engine::query(uint64_t job) const noexcept {
+  const cudaError_t e = cudaEventQuery(event(job));
+  if (e == cudaErrorNotReady) return {false, 0};
+  return {true, cleared(e)};  // an error ends the job failed: waiting would never end
+}
+
+int CudaStore::Engine::wait(uint64_t job) const noexcept {
+  return cleared(cudaEventSynchronize(event(job)));
+}
 
 CudaStore::CudaStore(const CacheConfig& config, const CudaStoreOptions& options)
     : lsa::detail::SlotBook(checked_for_device(config).num_slots),
@@ -65,15 +107,17 @@ CudaStore::CudaStore(const CacheConfig& config, const CudaStoreOptions& options)
       token_bytes_(config.bytes_per_token_per_layer),
       num_layers_(config.num_layers),
       async_(config.recall_mode == RecallMode::kAsync),
-      recall_copy_(options.recall_copy),
       device_(options.device),
       compute_(options.compute_stream),
       // Pinned host memory, no file; no digests yet (the host store checks them on every read).
-      mirror_(page_bytes_, lsa::detail::MirrorOptions{.path = {},
-                                                      .overwrite = false,
-                                                      .digests = false,
-                                                      .arenas = lsa::detail::ArenaAllocator{
-                                                          &allocate_pinned, &free_pinned}}) {
+      mirror_(page_bytes_,
+              lsa::detail::MirrorOptions{
+                  .path = {},
+                  .overwrite = false,
+                  .digests = false,
+                  .arenas = lsa::detail::ArenaAllocator{&allocate_pinned, &free_pinned}}),
+      engine_(options.recall_copy, page_bytes_, config.num_slots),
+      jobs_(engine_, config.num_slots) {
   int count = 0;
   check_construction(cudaGetDeviceCount(&count), "cudaGetDeviceCount");
   if (options.device < 0 || options.device >= count) {
@@ -82,11 +126,10 @@ CudaStore::CudaStore(const CacheConfig& config, const CudaStoreOptions& options)
   }
   DeviceGuard guard(device_);
   try {
-    check_construction(cudaStreamCreateWithFlags(&copy_, cudaStreamNonBlocking),
+    check_construction(cudaStreamCreateWithFlags(&engine_.stream, cudaStreamNonBlocking),
                        "copy stream creation");
     check_construction(cudaEventCreateWithFlags(&fence_, cudaEventDisableTiming), "event creation");
-    events_.assign(kEventRing, nullptr);
-    for (Event& e : events_) {
+    for (Event& e : engine_.events) {
       check_construction(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "event creation");
     }
     void* reserve = nullptr;
@@ -95,12 +138,6 @@ CudaStore::CudaStore(const CacheConfig& config, const CudaStoreOptions& options)
                         std::to_string(page_bytes_ * num_slots()) + " B)")
                            .c_str());
     d_reserve_ = static_cast<std::byte*>(reserve);
-    slot_job_.assign(static_cast<size_t>(num_slots()), 0);
-    slot_failed_.assign(static_cast<size_t>(num_slots()), 0);
-    batch_.reserve(static_cast<size_t>(num_slots()));
-    batch_dsts_.reserve(static_cast<size_t>(num_slots()));
-    batch_srcs_.reserve(static_cast<size_t>(num_slots()));
-    batch_sizes_.reserve(static_cast<size_t>(num_slots()));
   } catch (...) {
     free_device_resources();  // the destructor does not run for a constructor that throws
     throw;
@@ -111,28 +148,23 @@ CudaStore::~CudaStore() { free_device_resources(); }
 
 void CudaStore::free_device_resources() noexcept {
   DeviceGuard guard(device_);
-  if (copy_ != nullptr) (void)cudaStreamSynchronize(copy_);
+  if (engine_.stream != nullptr) (void)cudaStreamSynchronize(engine_.stream);
   if (d_reserve_ != nullptr) {
     (void)cudaStreamSynchronize(compute_);  // queued KV writes may still target the reserve
     (void)cudaFree(d_reserve_);
     d_reserve_ = nullptr;
   }
-  for (Event& e : events_) {
+  for (Event& e : engine_.events) {
     if (e != nullptr) (void)cudaEventDestroy(e);
     e = nullptr;
   }
   if (fence_ != nullptr) (void)cudaEventDestroy(fence_);
   fence_ = nullptr;
-  if (copy_ != nullptr) (void)cudaStreamDestroy(copy_);
-  copy_ = nullptr;
+  if (engine_.stream != nullptr) (void)cudaStreamDestroy(engine_.stream);
+  engine_.stream = nullptr;
 }
 
-bool CudaStore::note(int error) const noexcept {
-  if (error == cudaSuccess) return true;
-  if (error_ == cudaSuccess) error_ = error;
-  (void)cudaGetLastError();
-  return false;
-}
+bool CudaStore::note(int error) const noexcept { return jobs_.note(cleared(error)); }
 
 Status CudaStore::reserve_pages(int64_t pages) noexcept {
   if (Status s = reserve_records(pages); s != Status::kOk) return s;
@@ -143,47 +175,27 @@ void CudaStore::release(PageId id) noexcept {
   if (const int64_t cell = release_record(id); cell >= 0) mirror_.release(cell);
 }
 
-bool CudaStore::fence_copy_stream() noexcept {
-  return note(cudaEventRecord(fence_, compute_)) && note(cudaStreamWaitEvent(copy_, fence_, 0));
+int CudaStore::fence_copy_stream() noexcept {
+  const int e = cleared(cudaEventRecord(fence_, compute_));
+  return e != cudaSuccess ? e : cleared(cudaStreamWaitEvent(engine_.stream, fence_, 0));
 }
 
-uint64_t CudaStore::record_job() noexcept {
-  const uint64_t job = submitted_ + 1;
-  // The ring slot's previous job must be done before its event is reused (rare: 1024 jobs ahead).
-  if (job > kEventRing && !copies_done(job - kEventRing)) {
-    (void)note(cudaEventSynchronize(job_event(job - kEventRing)));
-    completed_ = std::max(completed_, job - kEventRing);
-  }
-  if (!note(cudaEventRecord(job_event(job), copy_))) return 0;
-  submitted_ = job;
-  return job;
-}
-
-bool CudaStore::copies_done(uint64_t job) const noexcept {
-  if (job <= completed_) return true;
-  if (job > submitted_) return false;  // still in the open batch
-  const cudaError_t e = cudaEventQuery(job_event(job));
-  if (e == cudaErrorNotReady) return false;
-  (void)note(e);  // an error counts as done: waiting would never end; cuda_error() reports it
-  completed_ = job;
-  return true;
+void CudaStore::wait_on_device(uint64_t job) noexcept {
+  if (!jobs_.done(job)) (void)note(cudaStreamWaitEvent(compute_, engine_.event(job), 0));
 }
 
 void CudaStore::wait_copies(uint64_t job) noexcept {
-  if (job > submitted_) submit_recalls();
-  if (job <= completed_) return;
-  (void)note(cudaEventSynchronize(job_event(job)));
-  completed_ = std::max(completed_, job);
+  if (job > jobs_.submitted()) submit_recalls();
+  jobs_.wait(job);
 }
 
 int32_t CudaStore::take_slot(PageId id) noexcept {
   const int32_t slot = take_slot_for(id).slot;
-  const uint64_t job = slot_job_[slot];
-  if (job > submitted_) submit_recalls();
+  if (jobs_.slot_job(slot) > jobs_.submitted()) submit_recalls();
   // The slot's write-back (or a recall of a page dropped meanwhile) may still read or write it:
   // the engine's next writes into the slot wait for that job on the device.
-  if (!copies_done(job)) (void)note(cudaStreamWaitEvent(compute_, job_event(job), 0));
-  slot_failed_[slot] = 0;
+  wait_on_device(jobs_.slot_job(slot));
+  jobs_.clear_slot(slot);
   return slot;
 }
 
@@ -192,90 +204,57 @@ Status CudaStore::seal(PageId id) noexcept {
   DeviceGuard guard(device_);
   const int64_t cell = mirror_.allocate();
   if (cell < 0) return Status::kOutOfMemory;
-  if (!batch_.empty()) submit_recalls();
+  submit_recalls();  // job numbers follow queue order
   const int32_t slot = slot_of(id);
-  uint64_t job = 0;
-  if (fence_copy_stream() &&
-      note(cudaMemcpyAsync(const_cast<std::byte*>(mirror_.memory(cell)), slot_data(slot),
-                           static_cast<size_t>(page_bytes_), cudaMemcpyDeviceToHost, copy_))) {
-    job = record_job();
+  int issued = fence_copy_stream();
+  if (issued == cudaSuccess) {
+    issued = cleared(cudaMemcpyAsync(const_cast<std::byte*>(mirror_.memory(cell)), slot_data(slot),
+                                     static_cast<size_t>(page_bytes_), cudaMemcpyDeviceToHost,
+                                     engine_.stream));
   }
+  const uint64_t job = jobs_.close_own(issued);
   if (job == 0) {
     mirror_.release(cell);
     return Status::kDeviceError;
   }
-  slot_job_[slot] = job;
+  jobs_.touch_slot(slot, job);
   mark_sealed(id, cell);
   return Status::kOk;
 }
 
 void CudaStore::unseal(PageId id) noexcept {
   // The write-back may still read the slot that the engine is about to overwrite.
-  const int32_t slot = slot_of(id);
-  if (!copies_done(slot_job_[slot]))
-    (void)note(cudaStreamWaitEvent(compute_, job_event(slot_job_[slot]), 0));
+  wait_on_device(jobs_.slot_job(slot_of(id)));
   if (const int64_t cell = mark_unsealed(id); cell >= 0) mirror_.release(cell);
 }
 
 Status CudaStore::recall_sync(PageId id) noexcept {
   recall_async(id, nullptr);
-  return error_ == cudaSuccess ? Status::kOk : Status::kDeviceError;
+  return jobs_.status();
 }
 
 void CudaStore::recall_async(PageId id, lsa::detail::RecallTicket* ticket) noexcept {
   DeviceGuard guard(device_);
-  if (batch_.empty()) (void)fence_copy_stream();  // recalls may overwrite slots queued kernels read
+  // Recalls may overwrite slots that queued kernels read: the batch waits for them (its issue
+  // fails when that wait could not be queued).
+  if (jobs_.batch().empty()) engine_.fence_error = fence_copy_stream();
   const int32_t slot = take_slot(id);
-  batch_.push_back({mirror_.memory(cell_of(id)), slot_data(slot), ticket});  // capacity: num_slots
-  slot_job_[slot] = submitted_ + 1;  // the job this batch becomes
+  jobs_.add({mirror_.memory(cell_of(id)), slot_data(slot), slot, ticket});
   count_recall();
 }
 
 void CudaStore::submit_recalls() noexcept {
-  if (batch_.empty()) return;
+  if (jobs_.batch().empty()) return;
   DeviceGuard guard(device_);
-  batch_dsts_.clear();
-  batch_srcs_.clear();
-  batch_sizes_.clear();
-  for (const PendingCopy& c : batch_) {
-    batch_dsts_.push_back(c.dst);  // capacities: num_slots, like the batch
-    batch_srcs_.push_back(c.src);
-    batch_sizes_.push_back(static_cast<size_t>(page_bytes_));
-  }
-  bool issued;
-  if (recall_copy_ == RecallCopy::kGatherKernel) {
-    issued = note(cuda::detail::gather_pages(batch_srcs_.data(), batch_dsts_.data(), batch_.size(),
-                                             page_bytes_, copy_));
-  } else {
-    cudaMemcpyAttributes attributes{};
-    attributes.srcAccessOrder = cudaMemcpySrcAccessOrderStream;
-    attributes.flags = cudaMemcpyFlagPreferOverlapWithCompute;
-    size_t attribute_index = 0;
-    issued = note(cudaMemcpyBatchAsync(batch_dsts_.data(), batch_srcs_.data(), batch_sizes_.data(),
-                                       batch_.size(), &attributes, &attribute_index, 1, copy_));
-  }
-  const uint64_t job = issued ? record_job() : 0;
   bool compute_waits = !async_;
-  for (const PendingCopy& c : batch_) {
+  for (const lsa::detail::BatchCopy& c : jobs_.batch()) {
     compute_waits |= c.ticket == nullptr;  // recall_sync: the caller lists the page at once
-    if (c.ticket == nullptr) continue;
-    if (job == 0) c.ticket->failed.fetch_add(1, std::memory_order_relaxed);
-    c.ticket->remaining.fetch_sub(1, std::memory_order_release);  // handed to the device
   }
-  if (job == 0) {
-    // Nothing was queued: the slots keep their old job numbers' meaning as "done", and hold no
-    // page (the cache never lists them, and gives them up).
-    for (const PendingCopy& c : batch_) {
-      const auto slot = static_cast<size_t>((c.dst - d_reserve_) / page_bytes_);
-      slot_job_[slot] = completed_;
-      slot_failed_[slot] = 1;
-    }
-  } else if (compute_waits) {
-    (void)note(cudaStreamWaitEvent(compute_, job_event(job), 0));
-  }
-  batch_.clear();
+  // A job that fails marks its slots failed (the cache never lists them, and gives them up) and
+  // its tickets' recalls failed.
+  const uint64_t job = jobs_.submit();
+  if (job != 0 && compute_waits) (void)note(cudaStreamWaitEvent(compute_, engine_.event(job), 0));
 }
-
 void CudaStore::write_tokens(int32_t slot, int32_t first, int32_t num_tokens,
                              const std::byte* src) noexcept {
   DeviceGuard guard(device_);
@@ -317,7 +296,7 @@ Status CudaStore::read_bytes(PageId id, int64_t offset, std::byte* dst,
     return Status::kOk;
   }
   // The mirror copy is there once the copy stream has drained (write-backs run there).
-  if (!note(cudaStreamSynchronize(copy_))) return Status::kDeviceError;
+  if (!note(cudaStreamSynchronize(engine_.stream))) return Status::kDeviceError;
   return mirror_.read(cell_of(id), offset, dst, bytes);
 }
 

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <algorithm>
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -94,6 +95,7 @@ class SparseKVCache {
   /// is short of slots for them (their out[i].slot is -1), so a prefill of any length fits.
   [[nodiscard]] Status append(SeqId id, int32_t num_tokens, KeyRows keys, std::span<TokenSlot> out,
                               const std::byte* kv = nullptr) noexcept {
+    if (Status s = store_status(); s != Status::kOk) return s;
     Sequence* seq = find(id);
     if (seq == nullptr) return Status::kUnknownSequence;
     if (num_tokens < 0) return Status::kInvalidArgument;
@@ -220,6 +222,7 @@ class SparseKVCache {
 
   /// Declares that the engine has written the KV of every token appended so far.
   [[nodiscard]] Status commit(SeqId id) noexcept {
+    if (Status s = store_status(); s != Status::kOk) return s;
     Sequence* seq = find(id);
     if (seq == nullptr) return Status::kUnknownSequence;
     if (Status s = commit_all(*seq); s != Status::kOk) return s;
@@ -229,6 +232,7 @@ class SparseKVCache {
 
   /// Removes tokens [num_tokens, length) (llama.cpp seq_rm(id, num_tokens, -1)).
   [[nodiscard]] Status truncate(SeqId id, int64_t num_tokens) noexcept {
+    if (Status s = store_status(); s != Status::kOk) return s;
     Sequence* seq = find(id);
     if (seq == nullptr) return Status::kUnknownSequence;
     if (num_tokens < 0 || num_tokens > seq->num_tokens) return Status::kOutOfRange;
@@ -388,6 +392,7 @@ class SparseKVCache {
 
   /// Starts sequence `dst` as a copy of `src`: full pages are shared, the partial tail is copied.
   [[nodiscard]] Status fork(SeqId src, SeqId dst) noexcept {
+    if (Status s = store_status(); s != Status::kOk) return s;
     Sequence* parent = find(src);
     if (parent == nullptr) return Status::kUnknownSequence;
     if (sequences_.contains(dst)) return Status::kDuplicateSequence;
@@ -477,6 +482,7 @@ class SparseKVCache {
   /// `queries[b]`; others may pass an empty Query or no queries at all) and writes the view.
   [[nodiscard]] Status step(std::span<const SeqId> batch, std::span<const Query> queries,
                             const ViewBuffers& view) noexcept {
+    if (Status s = store_status(); s != Status::kOk) return s;
     const auto num_batch = static_cast<int64_t>(batch.size());
     if (!queries.empty() && static_cast<int64_t>(queries.size()) != num_batch) {
       return Status::kInvalidArgument;
@@ -518,6 +524,8 @@ class SparseKVCache {
       nnz += listed;
     }
     if (csr && nnz > view.indices_capacity) return Status::kBufferTooSmall;
+    // The copy jobs queried above may have ended failed: nothing has changed yet.
+    if (Status s = store_status(); s != Status::kOk) return s;
 
     // Commit: swap in finished async sets, apply refreshes, advance refresh clocks.
     for (Sequence* seq : batch_) {
@@ -532,7 +540,9 @@ class SparseKVCache {
     }
     store_.submit_recalls();  // the recalls of every refresh above, as one batch
     write_view(view);
-    return Status::kOk;
+    // A device store that could not queue those recalls: the new sets never swap in (their slots
+    // are marked failed), and from now on every call says so (docs/api-contract.md).
+    return store_status();
   }
 
   // ---- inspection ---------------------------------------------------------------------------
@@ -655,6 +665,17 @@ class SparseKVCache {
     std::vector<int32_t> pending_chosen_ranked;  // async: `chosen_ranked` that comes with `pending`
     std::unique_ptr<detail::RecallTicket> ticket;
   };
+
+  // kOk, or the sticky failure of a store that has one (cuda::CudaStore::status()).
+  Status store_status() const noexcept {
+    if constexpr (requires(const StoreT& s) {
+                    { s.status() } noexcept -> std::same_as<Status>;
+                  }) {
+      return store_.status();
+    } else {
+      return Status::kOk;
+    }
+  }
 
   static const CacheConfig& checked(const CacheConfig& c) {
     validate(c);

@@ -19,6 +19,8 @@ namespace lsa {
 /// that has them lets a prefill of any length through a reserve of kmax_pages (middle pages go
 /// straight to the mirror) and lets a decode append at the minimum reserve seal the tail page it
 /// completes before the next page needs that slot; without them a prefill needs a slot per page.
+/// Optional: `status()` (noexcept, a Status) for a store whose failures are sticky (a device
+/// store): once it is not kOk, step, append, commit, truncate and fork return it unchanged.
 template <class S>
 concept KVStore = std::derived_from<S, detail::SlotBook> &&
     requires(S& s, const S& cs, PageId id, int32_t slot, uint64_t job, std::byte* dst,

@@ -3,10 +3,12 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "lsa/cache_config.hpp"
 #include "lsa/cuda/cuda_error.hpp"
+#include "lsa/detail/copy_jobs.hpp"
 #include "lsa/detail/mirror.hpp"
 #include "lsa/detail/recall_worker.hpp"
 #include "lsa/detail/slot_book.hpp"
@@ -77,9 +79,14 @@ class CudaStore : public lsa::detail::SlotBook {
   /// The engine's stream this store orders its copies against.
   Stream compute_stream() const noexcept { return compute_; }
   /// The private stream recalls and write-backs run on.
-  Stream copy_stream() const noexcept { return copy_; }
+  Stream copy_stream() const noexcept { return engine_.stream; }
   /// The first CUDA error a call met (kSuccess when none); calls that return void record theirs.
-  CudaError cuda_error() const noexcept { return static_cast<CudaError>(error_); }
+  /// It stays: a failed copy leaves reserve bytes undefined, and most CUDA errors of queued work
+  /// are sticky to the context anyway (rebuild the cache, and the CUDA context, to go on).
+  CudaError cuda_error() const noexcept { return static_cast<CudaError>(jobs_.error()); }
+  /// kDeviceError once any CUDA call or copy has failed (cuda_error() says which), else kOk;
+  /// SparseKVCache's step and append return it before they change anything.
+  Status status() const noexcept { return jobs_.status(); }
 
   /// Reserves bookkeeping so that `pages` more page records need no allocation.
   Status reserve_pages(int64_t pages) noexcept;
@@ -102,14 +109,15 @@ class CudaStore : public lsa::detail::SlotBook {
   void submit_recalls() noexcept;
 
   /// Copy job that last touched `slot` (0: none).
-  uint64_t slot_job(int32_t slot) const noexcept { return slot_job_[slot]; }
-  /// True when copy jobs up to `job` have finished on the device (an event query, no wait).
-  bool copies_done(uint64_t job) const noexcept;
+  uint64_t slot_job(int32_t slot) const noexcept { return jobs_.slot_job(slot); }
+  /// True when copy jobs up to `job` have ended on the device, done or failed (event queries, no
+  /// wait); a failed job marks its slots failed and the store's status kDeviceError.
+  bool copies_done(uint64_t job) const noexcept { return jobs_.done(job); }
   /// False while a copy into or out of `slot` may still run.
-  bool slot_ready(int32_t slot) const noexcept { return copies_done(slot_job_[slot]); }
-  /// True when the last recall into `slot` could not be queued (a CUDA error): its bytes are not
-  /// the page's. Cleared when the slot changes hands.
-  bool slot_failed(int32_t slot) const noexcept { return slot_failed_[slot] != 0; }
+  bool slot_ready(int32_t slot) const noexcept { return copies_done(jobs_.slot_job(slot)); }
+  /// True when the last recall into `slot` failed (not queued, or its job ended with a CUDA
+  /// error): its bytes are not the page's. Cleared when the slot changes hands.
+  bool slot_failed(int32_t slot) const noexcept { return jobs_.slot_failed(slot); }
   /// Blocks until copy jobs up to `job` have finished (lifecycle calls only).
   void wait_copies(uint64_t job) noexcept;
 
@@ -129,41 +137,46 @@ class CudaStore : public lsa::detail::SlotBook {
   Status read_bytes(PageId id, int64_t offset, std::byte* dst, int64_t bytes) const noexcept;
 
  private:
-  // A recall queued in the open batch.
-  struct PendingCopy {
-    const std::byte* src;  // pinned mirror cell
-    std::byte* dst;        // reserve slot
-    lsa::detail::RecallTicket* ticket;
+  // The CopyEngine of jobs_ (lsa/detail/copy_jobs.hpp): the copy stream and a ring of events.
+  class Engine {
+   public:
+    Engine(RecallCopy recall_copy, int64_t page_bytes, int32_t num_slots);
+    int issue(std::span<const lsa::detail::BatchCopy> copies) noexcept;
+    int record(uint64_t job) noexcept;
+    lsa::detail::JobResult query(uint64_t job) const noexcept;
+    int wait(uint64_t job) const noexcept;
+    uint64_t ring_size() const noexcept { return events.size(); }
+    Event event(uint64_t job) const noexcept { return events[job % events.size()]; }
+
+    Stream stream = nullptr;  // the copy stream
+    int fence_error = 0;      // the open batch's fence failed: its issue fails with this
+    std::vector<Event> events;  // ring: job j's end is events[j % size]
+
+   private:
+    RecallCopy recall_copy_;
+    int64_t page_bytes_;
+    std::vector<void*> dsts_;  // a batch's copy arguments (capacity num_slots: no allocation)
+    std::vector<const void*> srcs_;
+    std::vector<size_t> sizes_;
   };
 
   void free_device_resources() noexcept;
-  bool fence_copy_stream() noexcept;  // copy stream waits for the compute work queued so far
-  uint64_t record_job() noexcept;     // event after the copy stream's work; 0 on failure
-  Event job_event(uint64_t job) const noexcept { return events_[job % events_.size()]; }
+  int fence_copy_stream() noexcept;     // copy stream waits for the compute work queued so far
   bool note(int error) const noexcept;  // keeps the first error; true when `error` is success
+  void wait_on_device(uint64_t job) noexcept;  // compute stream waits for `job` unless it ended
 
   int64_t page_bytes_;
   int64_t layer_bytes_;
   int64_t token_bytes_;
   int32_t num_layers_;
   bool async_;
-  RecallCopy recall_copy_;
   int device_;
   Stream compute_ = nullptr;
-  Stream copy_ = nullptr;
   Event fence_ = nullptr;
-  std::vector<Event> events_;  // ring: job j's event is events_[j % size]
   std::byte* d_reserve_ = nullptr;
   lsa::detail::Mirror mirror_;
-  std::vector<uint64_t> slot_job_;
-  std::vector<uint8_t> slot_failed_;  // see slot_failed
-  std::vector<PendingCopy> batch_;  // open batch (capacity num_slots: no allocation in a step)
-  std::vector<void*> batch_dsts_;   // the batch's copy arguments, same capacity
-  std::vector<const void*> batch_srcs_;
-  std::vector<size_t> batch_sizes_;
-  uint64_t submitted_ = 0;          // jobs recorded so far (job numbers 1..submitted_)
-  mutable uint64_t completed_ = 0;  // every job up to this one is known to be done
-  mutable int error_ = 0;           // first cudaError_t met
+  Engine engine_;
+  lsa::detail::CopyJobs<Engine> jobs_;  // job numbers, completion, failed slots and tickets
 };
 
 }  // namespace lsa::cuda
