@@ -195,6 +195,16 @@ struct Totals {
 // One episode: a fresh random cache on StoreT and `num_ops` random calls; a quarter of the
 // episodes use a file mirror when `file_mirrors` is set (on the host store with faults, unless
 // LSA_RANDOM_FAULTS=0).
+// A device store (cuda::CudaStore) has met no CUDA error: a step that returned kOk after a
+// failed copy would otherwise go unseen. Host stores have no such error.
+template <class StoreT>
+void require_no_device_error(const StoreT& store) {
+  if constexpr (requires { store.cuda_error(); }) {
+    INFO("the store's first CUDA error: " << static_cast<int>(store.cuda_error()));
+    REQUIRE(static_cast<int>(store.cuda_error()) == 0);
+  }
+}
+
 template <class StoreT, class... StoreOptions>
 void run_episode(uint64_t seed, RecallMode mode, int num_ops, bool file_mirrors, Totals& totals,
                  const StoreOptions&... store_options) {
@@ -312,6 +322,7 @@ void run_episode(uint64_t seed, RecallMode mode, int num_ops, bool file_mirrors,
       what << "step of " << batch.size();
       s = h.step(batch, q);  // checks every listed slot's bytes on success
       ++totals.steps;
+      require_no_device_error(h.cache.store());
     } else if (kind < 91) {
       const SeqId id = any_id();
       const int64_t len = h.ref.seqs.contains(id) ? h.ref.seqs.at(id).length() : 0;
