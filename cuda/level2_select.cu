@@ -15,6 +15,7 @@
 #include <cub/block/block_radix_sort.cuh>
 #include <cub/block/block_scan.cuh>
 
+#include "detail/batch_rows.cuh"
 #include "detail/common.cuh"
 #include "lsa/cuda/level2.hpp"
 #include "lsa/status.hpp"
@@ -273,7 +274,7 @@ __global__ void __launch_bounds__(kLevel2Threads, 1) level2_select_kernel(Level2
   const int tid = static_cast<int>(threadIdx.x);
   const int b = static_cast<int>(blockIdx.x);
   bool invalid = false;
-  if (b < a.table.num_batch) {  // an empty batch launches one block, which only writes the status
+  if (b < batch_rows(a.table)) {  // an empty batch launches one block, which only writes the status
     int32_t* out = a.out + int64_t{b} * a.k;
     Candidates c;
     invalid = !read_row(a, b, c);

@@ -236,3 +236,35 @@ TEST_CASE("build_view refuses buffers that are too small as step does and writes
     require_same(host, device);  // both untouched (poison) on failure, equal on success
   }
 }
+
+TEST_CASE("build_view refuses a table with a bad row and writes nothing", "[gpu][view][errors]") {
+  LSA_REQUIRE_GPU();
+  Scenario s(6, 5);
+  HostView untouched(6, 256, 64, 64);  // never written: what every device buffer must still hold
+  const lsa::Chunker chunker(s.cache.config().chunk_tokens, s.cache.config().page_chunks);
+  Table t(s);
+  const std::vector<int32_t> offsets = t.d_offsets.download();
+  const std::vector<int32_t> pages = t.d_pages.download();
+  REQUIRE(pages.size() > 3);
+  const auto last_row = static_cast<size_t>(s.ids.size() - 1);
+  const int64_t last_pages = chunker.num_pages(s.cache.length(s.ids.back()));
+  // A page past its history in the last row (so every other row is valid and would be written),
+  // a negative page, and offsets that decrease (every read stays inside the arrays).
+  for (int bad = 0; bad < 3; ++bad) {
+    INFO("bad " << bad);
+    std::vector<int32_t> p = pages;
+    std::vector<int32_t> o = offsets;
+    if (bad == 0) p[static_cast<size_t>(o[last_row])] = static_cast<int32_t>(last_pages);
+    if (bad == 1) p[static_cast<size_t>(o[last_row])] = -1;
+    if (bad < 2 && o[last_row + 1] == o[last_row]) continue;  // an empty last row: nothing to spoil
+    if (bad == 2 && o[last_row - 1] < 1) continue;
+    if (bad == 2) o[last_row] = o[last_row - 1] - 1;  // row 4 ends before it begins
+    t.d_pages.upload(p);
+    t.d_offsets.upload(o);
+    DeviceView device(untouched);
+    DeviceArray<int32_t> status(1);
+    LSA_CUDA_OK(lsa::cuda::build_view(t.table, chunker, device.buffers(), status.get(), nullptr));
+    REQUIRE(status.download()[0] == static_cast<int32_t>(lsa::Status::kInvalidArgument));
+    require_same(untouched, device);
+  }
+}
