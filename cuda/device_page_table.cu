@@ -6,6 +6,7 @@
 #include <string>
 
 #include "detail/common.cuh"
+#include "detail/device_guard.cuh"
 #include "lsa/cuda/device_page_table.hpp"
 #include "lsa/error.hpp"
 
@@ -15,8 +16,9 @@ namespace {
 constexpr int kScatterThreads = 256;
 
 // Byte offsets of one parity's arrays (each 256-byte aligned). Staging: num_batch, num_tokens,
-// counts [max_batch], pages and slots [max_batch][max_resident]. Device table: num_tokens, offsets
-// [max_batch + 1], packed pages [max_batch * max_resident], page_slots [max_batch][max_pages].
+// counts [max_batch], pages and slots [max_batch][max_resident]. Device table: num_batch,
+// num_tokens, offsets [max_batch + 1], packed pages [max_batch * max_resident], page_slots
+// [max_batch][max_pages].
 struct Layout {
   size_t num_batch, num_tokens, counts_or_offsets, pages, slots, bytes;
 };
@@ -49,7 +51,7 @@ Layout staging_layout(int64_t max_batch, int64_t max_resident) {
 Layout table_layout(int64_t max_batch, int64_t max_resident, int64_t max_pages) {
   Carver c;
   Layout l{};
-  l.num_batch = 0;  // unused: the grid says how many rows
+  l.num_batch = c.take(sizeof(int32_t));  // kernels that read the table follow it (d_num_batch)
   l.num_tokens = c.take(sizeof(int64_t) * max_batch);
   l.counts_or_offsets = c.take(sizeof(int32_t) * (max_batch + 1));
   l.pages = c.take(sizeof(int32_t) * max_batch * max_resident);
@@ -78,6 +80,9 @@ __global__ void __launch_bounds__(kScatterThreads) scatter_kernel(ScatterArgs a)
   const auto* s = a.staging;
   const int32_t num_batch = *reinterpret_cast<const int32_t*>(s + a.staging_layout.num_batch);
   const int b = static_cast<int>(blockIdx.x);
+  if (b == 0 && threadIdx.x == 0) {
+    *reinterpret_cast<int32_t*>(a.table + a.table_layout.num_batch) = num_batch;
+  }
   if (b >= num_batch) return;
   const auto* counts = reinterpret_cast<const int32_t*>(s + a.staging_layout.counts_or_offsets);
   int64_t before = 0;
@@ -184,7 +189,9 @@ bool DevicePageTable::staging_free(int parity) noexcept {
     return false;
   }
   ++stalls_;
-  return cudaEventSynchronize(uploaded_[parity]) == cudaSuccess;
+  if (cudaEventSynchronize(uploaded_[parity]) == cudaSuccess) return true;
+  (void)cudaGetLastError();
+  return false;
 }
 
 CudaError DevicePageTable::upload(int parity, Stream stream) noexcept {
@@ -195,9 +202,19 @@ CudaError DevicePageTable::upload(int parity, Stream stream) noexcept {
                    table_layout(max_batch_, max_resident_, max_pages_),
                    max_resident_,
                    max_pages_};
+  const detail::DeviceGuard guard(device_);
+  // Inside a capture a plain record would be captured as a graph-internal dependency: replays
+  // would never record the event, and write() would query a captured event. An external record
+  // node records it at every replay, so write() waits for the replay that last read the staging.
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  LSA_CUDA_TRY(cudaStreamIsCapturing(stream, &capture));
   scatter_kernel<<<static_cast<unsigned>(max_batch_), kScatterThreads, 0, stream>>>(args);
   LSA_CUDA_TRY(cudaGetLastError());
-  LSA_CUDA_TRY(cudaEventRecord(uploaded_[parity], stream));
+  if (capture == cudaStreamCaptureStatusActive) {
+    LSA_CUDA_TRY(cudaEventRecordWithFlags(uploaded_[parity], stream, cudaEventRecordExternal));
+  } else {
+    LSA_CUDA_TRY(cudaEventRecord(uploaded_[parity], stream));
+  }
   return CudaError::kSuccess;
 }
 
@@ -211,6 +228,7 @@ DeviceBatchTable DevicePageTable::table(int parity, int32_t num_batch) const noe
   t.d_page_slots = reinterpret_cast<const int32_t*>(base + l.slots);
   t.page_slots_stride = max_pages_;
   t.d_num_tokens = reinterpret_cast<const int64_t*>(base + l.num_tokens);
+  t.d_num_batch = reinterpret_cast<const int32_t*>(base + l.num_batch);
   return t;
 }
 
