@@ -12,6 +12,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <mutex>
@@ -26,13 +27,20 @@ namespace detail {
 
 cudaError_t current_device_info(DeviceInfo& info) noexcept {
   constexpr int kMaxDevices = 64;
-  static std::once_flag once[kMaxDevices];
+  static std::atomic<bool> ready[kMaxDevices];
   static DeviceInfo cache[kMaxDevices];
-  static cudaError_t errors[kMaxDevices];
+  static std::mutex mutex;
   int device = 0;
   if (cudaError_t e = cudaGetDevice(&device); e != cudaSuccess) return e;
   if (device < 0 || device >= kMaxDevices) return cudaErrorInvalidDevice;
-  std::call_once(once[device], [device] {
+  if (ready[device].load(std::memory_order_acquire)) {
+    info = cache[device];
+    return cudaSuccess;
+  }
+  // Only a success is kept: a failed query (a transient error, a device not yet usable) is asked
+  // again by the next call instead of being reported forever.
+  std::lock_guard lock(mutex);
+  if (!ready[device].load(std::memory_order_relaxed)) {
     DeviceInfo d;
     d.device = device;
     cudaError_t e = cudaDeviceGetAttribute(&d.num_sms, cudaDevAttrMultiProcessorCount, device);
@@ -42,11 +50,15 @@ cudaError_t current_device_info(DeviceInfo& info) noexcept {
     if (e == cudaSuccess) {
       e = cudaDeviceGetAttribute(&d.cc_major, cudaDevAttrComputeCapabilityMajor, device);
     }
+    if (e != cudaSuccess) {
+      (void)cudaGetLastError();
+      return e;
+    }
     cache[device] = d;
-    errors[device] = e;
-  });
+    ready[device].store(true, std::memory_order_release);
+  }
   info = cache[device];
-  return errors[device];
+  return cudaSuccess;
 }
 
 namespace {
@@ -625,6 +637,15 @@ CudaError lightning_score(void* d_workspace, size_t& workspace_bytes, const Scor
   const LightningMath resolved = resolve_lightning_math(c, math);
   const bool tensor = resolved == LightningMath::kTensorSplit || resolved == LightningMath::kTensorFast;
   if (tensor && !tensor_shapes(c)) return CudaError::kNotSupported;
+  DeviceInfo info;
+  if (tensor) {
+    // Checked by the workspace query too, so that a caller learns it before its first scoring
+    // (e.g. 5 layers at H = 128 on sm_80 need more shared memory than the card has).
+    LSA_CUDA_TRY(current_device_info(info));
+    if (mma_smem_bytes(c) > static_cast<size_t>(info.max_smem_optin)) {
+      return CudaError::kNotSupported;
+    }
+  }
   const int ntiles = mma_ntiles(c.num_heads);
   WorkspaceCarver carver(d_workspace);
   uint2* frags = nullptr;
@@ -664,8 +685,6 @@ CudaError lightning_score(void* d_workspace, size_t& workspace_bytes, const Scor
                             kSimtThreads, smem, stream>>>(args);
     LSA_CUDA_TRY(cudaGetLastError());
   } else {
-    DeviceInfo info;
-    LSA_CUDA_TRY(current_device_info(info));
     prepare_query_kernel<<<dim3(static_cast<unsigned>(ntiles), static_cast<unsigned>(c.num_layers)),
                            256, 0, stream>>>(input.d_q, input.d_weights, c.num_heads, ntiles, frags,
                                              scaled_weights);
@@ -692,7 +711,6 @@ CudaError lightning_score(void* d_workspace, size_t& workspace_bytes, const Scor
     args.kept = fuse ? stats.d_kept : nullptr;
     args.mass = fuse ? stats.d_mass : nullptr;
     const size_t smem = plan.bytes;
-    if (static_cast<int>(smem) > info.max_smem_optin) return CudaError::kNotSupported;
     const cudaError_t e = resolved == LightningMath::kTensorSplit
                               ? launch_mma_heads<true>(ntiles, mma_mtiles(c), args, smem, info, stream)
                               : launch_mma_heads<false>(ntiles, mma_mtiles(c), args, smem, info, stream);

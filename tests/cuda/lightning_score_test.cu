@@ -211,3 +211,36 @@ TEST_CASE("lightning_score matches LightningScorer at 1M tokens (262144 chunks)"
   check_case(lightning_config(1, 64, 128, lsa::Ensemble::kMax, -0.5f), 262144,
              LightningMath::kTensorFast, 16, 8);
 }
+
+TEST_CASE("lightning_score: the largest tensor-core plans (5 and 6 layers) score or refuse",
+          "[gpu][lightning]") {
+  LSA_REQUIRE_GPU();
+  cudaDeviceProp prop{};
+  LSA_CUDA_REQUIRE(cudaGetDeviceProperties(&prop, 0));
+  uint32_t seed = 500;
+  for (const int32_t layers : {5, 6}) {
+    for (const int32_t heads : {64, 128}) {
+      const lsa::ScorerConfig config =
+          lightning_config(layers, heads, 128, lsa::Ensemble::kMax, -0.5f);
+      for (const LightningMath math : {LightningMath::kTensorSplit, LightningMath::kTensorFast}) {
+        INFO(math_name(math) << " L=" << layers << " H=" << heads << " on "
+                             << lsa::cuda::testing::device_name());
+        size_t bytes = 0;
+        float* none = nullptr;
+        const lsa::cuda::CudaError query =
+            lsa::cuda::lightning_score(nullptr, bytes, config, {}, none, {}, math, nullptr);
+        // sm_90 opts into 227 KiB of shared memory per block: every plan up to 6 layers fits.
+        if (prop.major >= 9) REQUIRE(query == lsa::cuda::CudaError::kSuccess);
+        if (query == lsa::cuda::CudaError::kNotSupported) {
+          // Refused up front (the workspace query), and kAuto falls back to the CUDA cores.
+          REQUIRE(lsa::cuda::resolve_lightning_math(config, LightningMath::kAuto) ==
+                  LightningMath::kCudaCore);
+          check_case(config, 700, LightningMath::kAuto, 16, seed++);
+          continue;
+        }
+        REQUIRE(query == lsa::cuda::CudaError::kSuccess);
+        check_case(config, 1000, math, 16, seed++);  // NaN fails: max_error becomes infinite
+      }
+    }
+  }
+}

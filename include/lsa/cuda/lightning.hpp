@@ -39,7 +39,9 @@ struct LightningInput {
 ///
 /// kInvalidValue: config not a valid lightning config (fp8 keys, one key head, num_heads <= 128),
 /// misaligned or missing pointers, a workspace that is too small. kNotSupported: the math asked for
-/// does not apply to these shapes.
+/// does not apply to these shapes, or its plan needs more shared memory than the current device
+/// has (kTensorSplit/kTensorFast with 5-6 layers at H = 128 on sm_80); the workspace query already
+/// says so.
 [[nodiscard]] CudaError lightning_score(void* d_workspace, size_t& workspace_bytes,
                                         const ScorerConfig& config, const LightningInput& input,
                                         float* d_scores, const PageStats& stats,
