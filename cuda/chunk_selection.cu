@@ -16,16 +16,17 @@ constexpr int kThreads = 256;
 
 __global__ void rank_keys_kernel(const float* __restrict__ scores, int32_t n,
                                  uint32_t* __restrict__ keys, int32_t* __restrict__ chunks) {
-  const int32_t c = static_cast<int32_t>(blockIdx.x * blockDim.x + threadIdx.x);
+  // 64-bit: for n near 2^31 the last block's indices pass INT32_MAX (and would wrap negative).
+  const int64_t c = int64_t{blockIdx.x} * blockDim.x + threadIdx.x;
   if (c >= n) return;
   keys[c] = rank_key(scores[c]);
-  chunks[c] = c;
+  chunks[c] = static_cast<int32_t>(c);
 }
 
 // kept[c] = 1 for the first k chunks of the sorted order (all chunks when `all`).
 __global__ void mark_kernel(const int32_t* __restrict__ sorted, int32_t n, int32_t k, bool all,
                             uint8_t* __restrict__ kept) {
-  const int32_t i = static_cast<int32_t>(blockIdx.x * blockDim.x + threadIdx.x);
+  const int64_t i = int64_t{blockIdx.x} * blockDim.x + threadIdx.x;
   if (i >= n) return;
   if (all) {
     kept[i] = 1;

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "detail/common.cuh"
+#include "detail/device_guard.cuh"
 #include "lsa/cuda/device_lightning_scorer.hpp"
 #include "lsa/detail/key_decode.hpp"
 #include "lsa/detail/scorer_checks.hpp"
@@ -99,7 +100,8 @@ DeviceLightningScorer::DeviceLightningScorer(const ScorerConfig& config, int32_t
                                           nullptr, PageStats{}, math, s.stream);
   if (query == CudaError::kNotSupported) {
     throw Error(
-        "DeviceLightningScorer: the LightningMath asked for does not apply to these shapes");
+        "DeviceLightningScorer: the LightningMath asked for does not apply to these shapes, or "
+        "needs more shared memory than this device has (use LightningMath::kAuto)");
   }
   check(static_cast<cudaError_t>(query), "lightning_score workspace query");
   check(cudaMalloc(&s.d_workspace, s.workspace_bytes), "cudaMalloc of the workspace");
@@ -130,6 +132,7 @@ Status DeviceLightningScorer::check_query(Query query) const noexcept {
 void DeviceLightningScorer::append(Index& index, KeyRows rows) const {
   if (rows.num_rows <= 0) return;
   detail::DeviceScorerState& s = *state_;
+  const detail::DeviceGuard guard(s.device);
   const int64_t needed = index.num_rows + rows.num_rows;
   const bool shared = index.buffer != nullptr && index.buffer.use_count() > 1;
   std::shared_ptr<detail::DeviceRowBuffer> target = index.buffer;
@@ -155,10 +158,15 @@ void DeviceLightningScorer::append(Index& index, KeyRows rows) const {
     }
     target = std::move(fresh);
   }
-  // Pageable source: the call returns once the rows are staged, so the caller may reuse them.
-  if (!s.note(cudaMemcpyAsync(target->data + index.num_rows * row_bytes_, rows.data,
+  // From pageable memory the copy returns once the rows are staged; from pinned or registered
+  // memory it is truly asynchronous, so the call waits for it: either way the caller may reuse
+  // its rows when append returns.
+  cudaPointerAttributes source{};
+  if (!s.note(cudaPointerGetAttributes(&source, rows.data)) ||
+      !s.note(cudaMemcpyAsync(target->data + index.num_rows * row_bytes_, rows.data,
                               static_cast<size_t>(rows.num_rows * row_bytes_),
-                              cudaMemcpyHostToDevice, s.stream))) {
+                              cudaMemcpyHostToDevice, s.stream)) ||
+      (source.type != cudaMemoryTypeUnregistered && !s.note(cudaStreamSynchronize(s.stream)))) {
     throw std::bad_alloc();
   }
   index.buffer = std::move(target);
@@ -175,6 +183,7 @@ void DeviceLightningScorer::score(const Index& index, Query query,
   detail::DeviceScorerState& s = *state_;
   const int64_t n = index.num_rows;
   if (n == 0) return;
+  const detail::DeviceGuard guard(s.device);
   bool ok = true;
   if (s.scores_capacity < n) {
     const int64_t capacity = std::max<int64_t>(n, 2 * s.scores_capacity);

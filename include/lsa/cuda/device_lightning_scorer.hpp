@@ -61,8 +61,9 @@ class DeviceLightningScorer {
   Status check_keys(KeyRows rows) const noexcept;
   /// q must be [num_layers][num_heads][head_dim] and weights [num_layers][num_heads], all finite.
   Status check_query(Query query) const noexcept;
-  /// Copies checked host rows to the device; throws std::bad_alloc (index unchanged) when device
-  /// memory runs out.
+  /// Copies checked host rows to the device; the rows may be reused when it returns (from pinned
+  /// or registered memory it waits for the copy). Throws std::bad_alloc (index unchanged) when
+  /// device memory runs out or a CUDA call fails (cuda_error() says which).
   void append(Index& index, KeyRows rows) const;
   /// Keeps the floor(num_tokens / chunk_tokens) chunks that are still complete.
   void truncate(Index& index, int64_t num_tokens) const noexcept;
