@@ -69,11 +69,14 @@ class DevicePageTable {
   int32_t num_batch() const noexcept { return num_batch_; }
 
   /// Queues on `stream` the kernel that moves staging buffer `parity` into device table `parity`,
-  /// then an event that write() checks before it reuses the staging buffer. Capturable.
+  /// then an event that write() checks before it reuses the staging buffer. Capturable: inside a
+  /// capture the event is an external record node, so every replay records it.
   [[nodiscard]] CudaError upload(int parity, Stream stream) noexcept;
 
-  /// The device table of `parity` for a batch of `num_batch` rows (pointers fixed for the table's
-  /// lifetime; page_slots_stride is max_pages).
+  /// The device table of `parity` (pointers fixed for the table's lifetime; page_slots_stride is
+  /// max_pages). `num_batch` sizes the launches that read it; they serve the rows of the batch the
+  /// last upload of this parity published (d_num_batch), so a graph captured with max_batch
+  /// follows any smaller batch without re-capture.
   DeviceBatchTable table(int parity, int32_t num_batch) const noexcept;
 
   /// Times write() had to wait for an upload of two steps before (the device was behind).
