@@ -1,7 +1,6 @@
 // CudaStore: device reserve, pinned mirror, copy jobs on a side stream ordered by events.
 #include <cuda_runtime.h>
 
-#include <algorithm>
 #include <string>
 
 #include "detail/common.cuh"
@@ -13,7 +12,7 @@
 namespace lsa::cuda {
 namespace {
 
-constexpr size_t kEventRing = 1024;  // copy jobs whose events are kept (older ones are done)
+constexpr size_t kEventRing = 1024;  // copy jobs whose end events exist at once (CopyJobs waits)
 
 // Mirror arenas: pinned, mapped (the gather kernel reads them), usable from any device.
 void* allocate_pinned(size_t bytes) noexcept {

@@ -182,6 +182,7 @@ void run_replays_in_flight(RecallMode mode) {
     const int32_t row = table_size + 1;
     DeviceArray<int32_t> log(static_cast<size_t>(kSteps) * row);
     DeviceArray<int32_t> counter(std::vector<int32_t>{0});
+    LSA_CUDA_REQUIRE(cudaDeviceSynchronize());  // the counter's upload ran on the legacy stream
 
     cudaGraphExec_t graphs[2] = {nullptr, nullptr};
     for (int parity = 0; parity < 2; ++parity) {
