@@ -244,3 +244,64 @@ TEST_CASE("lightning_score: the largest tensor-core plans (5 and 6 layers) score
     }
   }
 }
+
+TEST_CASE("lightning_score: the largest tensor-core plan replays from a CUDA graph as keys change",
+          "[gpu][lightning][graph]") {
+  LSA_REQUIRE_GPU();
+  // The most layers the split plan takes at H = 128 on this device (6 on sm_90, fewer on sm_80).
+  lsa::ScorerConfig config;
+  for (int32_t layers = 6; layers >= 1; --layers) {
+    config = lightning_config(layers, 128, 128, lsa::Ensemble::kMax, -0.5f);
+    size_t probe_bytes = 0;
+    float* none = nullptr;
+    if (lsa::cuda::lightning_score(nullptr, probe_bytes, config, {}, none, {},
+                                   LightningMath::kTensorSplit,
+                                   nullptr) == lsa::cuda::CudaError::kSuccess) {
+      break;
+    }
+  }
+  INFO("L=" << config.num_layers << " H=128 on " << lsa::cuda::testing::device_name());
+  constexpr int64_t kChunks = 3000;
+  const Problem first = make_problem(config, kChunks, 900);
+  DeviceArray<std::byte> rows(first.rows.bytes);
+  DeviceArray<float> q(first.q);
+  DeviceArray<float> w(first.weights);
+  DeviceArray<float> scores(static_cast<size_t>(kChunks));
+  cudaStream_t stream = nullptr;
+  LSA_CUDA_REQUIRE(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  const lsa::cuda::LightningInput input{rows.get(), kChunks, q.get(), w.get()};
+  size_t bytes = 0;
+  LSA_CUDA_OK(lsa::cuda::lightning_score(nullptr, bytes, first.config, input, scores.get(), {},
+                                         LightningMath::kTensorSplit, stream));
+  DeviceArray<std::byte> workspace(bytes);
+  cudaGraph_t graph = nullptr;
+  cudaGraphExec_t exec = nullptr;
+  LSA_CUDA_REQUIRE(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
+  LSA_CUDA_OK(lsa::cuda::lightning_score(workspace.get(), bytes, first.config, input, scores.get(),
+                                         {}, LightningMath::kTensorSplit, stream));
+  LSA_CUDA_REQUIRE(cudaStreamEndCapture(stream, &graph));
+  LSA_CUDA_REQUIRE(cudaGraphInstantiate(&exec, graph, 0));
+  for (uint32_t rep = 0; rep < 3; ++rep) {
+    INFO("replay " << rep);
+    Problem p = make_problem(config, kChunks, 900 + rep);
+    p.config = first.config;  // what the graph was captured with (the offset included)
+    rows.upload(p.rows.bytes);  // same sizes: the captured pointers stay valid
+    q.upload(p.q);
+    w.upload(p.weights);
+    scores.fill_bytes(0xFF);
+    // The copies and the poison above ran on the legacy stream, which `stream` does not wait for.
+    LSA_CUDA_REQUIRE(cudaDeviceSynchronize());
+    LSA_CUDA_REQUIRE(cudaGraphLaunch(exec, stream));
+    const std::vector<float> got = scores.download(stream);
+    const std::vector<float> expected = host_scores(p);
+    float max_error = 0.0f;
+    for (int64_t c = 0; c < kChunks; ++c) {
+      const float e = std::fabs(got[c] - expected[c]);
+      max_error = std::isnan(e) ? INFINITY : std::max(max_error, e);
+    }
+    REQUIRE(max_error <= 2e-5f);
+  }
+  LSA_CUDA_REQUIRE(cudaGraphExecDestroy(exec));
+  LSA_CUDA_REQUIRE(cudaGraphDestroy(graph));
+  LSA_CUDA_REQUIRE(cudaStreamDestroy(stream));
+}
