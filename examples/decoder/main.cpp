@@ -3,7 +3,7 @@
 //   lsa-decode [-m model.gguf] [-p prompt | -f prompt.txt] [-n new_tokens] [--dense | --budget B]
 //              [--chunk-tokens N] [--page-chunks N] [--interval N]
 //              [--scorer bound|centroid|learned|random|recency] [--indexer FILE]
-//              [--sink-chunks N] [--recent-chunks N]
+//              [--sink-chunks N] [--recent-chunks N] [--kv f32|f16]
 //              [--threads N] [--raw] [--ids I,J,..] [--top5] [--show-ids]
 //              [--perplexity text.txt --tokens N]
 #include <fmt/format.h>
@@ -84,6 +84,8 @@ void print_help() {
       "                         examples/indexer/trained/SmolLM2-135M-Instruct.lsa-indexer.gguf)\n"
       "      --sink-chunks N    first chunks always resident (default 1)\n"
       "      --recent-chunks N  last chunks always resident (default 4)\n"
+      "      --kv f32|f16       how KV pages store K and V: f32 (default, the reference) or f16\n"
+      "                         (half what attention reads and what a recall copies)\n"
       "      --threads N        worker threads (default: hardware threads)\n"
       "      --top5             print the top-5 next-token ids and logits after the prompt\n"
       "      --show-ids         print the prompt's token ids\n"
@@ -144,6 +146,8 @@ Options parse(int argc, char** argv) {
       o.cache.sink_chunks = static_cast<int32_t>(parse_int(a, args.value(), 0, 1 << 20));
     } else if (a == "--recent-chunks") {
       o.cache.recent_chunks = static_cast<int32_t>(parse_int(a, args.value(), 0, 1 << 20));
+    } else if (a == "--kv") {
+      o.cache.kv = parse_kv_type(args.value());
     } else if (a == "--threads") {
       o.threads = static_cast<int>(parse_int(a, args.value(), 1, 256));
     } else if (a == "--perplexity") {
@@ -200,11 +204,15 @@ int perplexity(const Options& o, const LlamaModel& model, const Tokenizer& tok) 
       [&](int done, int total) {
         if (show_progress())
           fmt::print(stderr, "\rprefill {} tokens: layer {}/{}", ids.size(), done, total);
-      });
+      },
+      nullptr, o.cache.kv);
   if (show_progress()) fmt::print(stderr, "\n");
   const double n = static_cast<double>(positions.size());
-  fmt::print("perplexity over {} tokens of '{}' (dense, {} predictions): {:.4f} (mean NLL {:.5f}) in {:.1f} s\n",
-             ids.size(), o.perplexity_file, positions.size(), std::exp(nll / n), nll / n, seconds_since(t0));
+  fmt::print(
+      "perplexity over {} tokens of '{}' (dense, {} KV, {} predictions): {:.4f} (mean NLL {:.5f}) "
+      "in {:.1f} s\n",
+      ids.size(), o.perplexity_file, kv_name(o.cache.kv), positions.size(), std::exp(nll / n),
+      nll / n, seconds_since(t0));
   return 0;
 }
 
@@ -246,9 +254,10 @@ int run(int argc, char** argv) {
       prompt, states, std::span(&last, 1),
       [&](int64_t, std::span<const float> row) { logits.assign(row.begin(), row.end()); },
       [&](int done, int total) {
-        if (show) fmt::print(stderr, "\rprefill {} tokens: layer {}/{}", prompt.size(), done, total);
+        if (show)
+          fmt::print(stderr, "\rprefill {} tokens: layer {}/{}", prompt.size(), done, total);
       },
-      &taps);
+      &taps, cache.kv);
   const double prefill_s = seconds_since(t0);
   if (show) fmt::print(stderr, "\n");
   session->append_prefill(states);

@@ -1,0 +1,46 @@
+// Scalar IEEE binary16 conversions, exact and the same on every target: the rounding a KV page
+// written in f16 gets (ties to even, overflow to infinity, NaN kept) and the widening back.
+#pragma once
+
+#include <hwy/base.h>
+
+#include <bit>
+#include <cstdint>
+
+namespace lsa_decode {
+
+/// `f` rounded to the nearest binary16 value, ties to even.
+inline hwy::float16_t f16_nearest_even(float f) {
+  const uint32_t x = std::bit_cast<uint32_t>(f);
+  const auto sign = static_cast<uint16_t>((x >> 16) & 0x8000u);
+  const uint32_t abs = x & 0x7FFFFFFFu;
+  uint16_t h;
+  if (abs > 0x7F800000u) {
+    h = static_cast<uint16_t>(0x7E00u | ((abs >> 13) & 0x3FFu));  // NaN stays NaN (quiet)
+  } else if (abs >= 0x477FF000u) {
+    h = 0x7C00u;  // at or past 65520 (65504 + half an ulp), and infinity: infinity
+  } else if (abs < 0x38800000u) {
+    // Below 2^-14: subnormal or zero. Adding 0.5 in float puts the rounded 10-bit fraction in the
+    // low mantissa bits, with the CPU's own ties-to-even.
+    const float r = std::bit_cast<float>(abs) + 0.5f;
+    h = static_cast<uint16_t>(std::bit_cast<uint32_t>(r) - 0x3F000000u);
+  } else {
+    const uint32_t odd = (abs >> 13) & 1u;
+    h = static_cast<uint16_t>((abs + 0xC8000FFFu + odd) >> 13);  // rebias 127 -> 15, round
+  }
+  return std::bit_cast<hwy::float16_t>(static_cast<uint16_t>(sign | h));
+}
+
+/// The float equal to `h`.
+inline float f32_from_f16(hwy::float16_t h) {
+  const uint32_t x = std::bit_cast<uint16_t>(h);
+  const uint32_t sign = (x & 0x8000u) << 16, exp = (x >> 10) & 0x1Fu, frac = x & 0x3FFu;
+  if (exp == 0) {
+    const float mag = static_cast<float>(frac) * 0x1p-24f;  // subnormal or zero: exact
+    return sign != 0 ? -mag : mag;
+  }
+  if (exp == 31) return std::bit_cast<float>(sign | 0x7F800000u | (frac << 13));
+  return std::bit_cast<float>(sign | ((exp + 112u) << 23) | (frac << 13));
+}
+
+}  // namespace lsa_decode
