@@ -130,7 +130,7 @@ llama_out=$(
     llama_results
 )
 declare -A tps  # tps[row,column]: tok/s
-while read -r p n d ts; do
+while read -r _ n d ts; do
   if [[ $n == 0 ]]; then tps[llama,prefill]=$ts; else tps[llama,$d]=$ts; fi
 done <<<"$llama_out"
 
