@@ -4,11 +4,13 @@
 #include "kernels.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <limits>
 #include <type_traits>
 
 #include "ops/f16.hpp"
+#include "quant.hpp"
 #include "thread_pool.hpp"
 
 #undef HWY_TARGET_INCLUDE
@@ -434,7 +436,7 @@ void to_f16(const float* in, hwy::float16_t* out, int64_t n) {
 }
 
 void from_f16(const hwy::float16_t* in, float* out, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) out[i] = f32_from_f16(in[i]);
+  for (int64_t i = 0; i < n; ++i) out[i] = half_to_float(std::bit_cast<uint16_t>(in[i]));
 }
 
 void rms_norm(const float* x, const float* weight, int64_t d, float eps, float* out) {

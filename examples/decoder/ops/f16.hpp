@@ -1,5 +1,6 @@
-// Scalar IEEE binary16 conversions, exact and the same on every target: the rounding a KV page
-// written in f16 gets (ties to even, overflow to infinity, NaN kept) and the widening back.
+// Scalar f32 -> IEEE binary16 rounding, the same on every target: what a KV page written in f16
+// holds (ties to even, overflow to infinity, NaN kept). The widening back is quant.hpp's
+// half_to_float.
 #pragma once
 
 #include <hwy/base.h>
@@ -29,18 +30,6 @@ inline hwy::float16_t f16_nearest_even(float f) {
     h = static_cast<uint16_t>((abs + 0xC8000FFFu + odd) >> 13);  // rebias 127 -> 15, round
   }
   return std::bit_cast<hwy::float16_t>(static_cast<uint16_t>(sign | h));
-}
-
-/// The float equal to `h`.
-inline float f32_from_f16(hwy::float16_t h) {
-  const uint32_t x = std::bit_cast<uint16_t>(h);
-  const uint32_t sign = (x & 0x8000u) << 16, exp = (x >> 10) & 0x1Fu, frac = x & 0x3FFu;
-  if (exp == 0) {
-    const float mag = static_cast<float>(frac) * 0x1p-24f;  // subnormal or zero: exact
-    return sign != 0 ? -mag : mag;
-  }
-  if (exp == 31) return std::bit_cast<float>(sign | 0x7F800000u | (frac << 13));
-  return std::bit_cast<float>(sign | ((exp + 112u) << 23) | (frac << 13));
 }
 
 }  // namespace lsa_decode
