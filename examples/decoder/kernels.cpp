@@ -1,11 +1,16 @@
-// The fp32 kernels, written once with Highway and compiled for each SIMD target (ops/targets.hpp):
-// this file includes itself once per target through hwy/foreach_target.h.
+// The fp32 kernels (some also reading f16 operands), written once with Highway and compiled for
+// each SIMD target (ops/targets.hpp): this file includes itself once per target through
+// hwy/foreach_target.h.
 #include "kernels.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <limits>
+#include <type_traits>
 
+#include "ops/f16.hpp"
+#include "quant.hpp"
 #include "thread_pool.hpp"
 
 #undef HWY_TARGET_INCLUDE
@@ -25,6 +30,22 @@ namespace hn = hwy::HWY_NAMESPACE;
 
 using DF = hn::ScalableTag<float>;
 using VF = hn::Vec<DF>;
+using DH = hn::Rebind<hwy::float16_t, DF>;  // as many f16 lanes as DF has floats
+
+// One vector of floats from p: fp32 as is, f16 widened (exact).
+HWY_INLINE VF load(DF df, const float* p) { return hn::LoadU(df, p); }
+HWY_INLINE VF load(DF df, const hwy::float16_t* p) { return hn::PromoteTo(df, hn::LoadU(DH(), p)); }
+
+// Lanes [0, n) from p, the others 0; reads nothing past p + n. f16 goes through a buffer: Highway's
+// masked loads of 16-bit lanes may read the whole vector on AVX2.
+HWY_INLINE VF load_first(DF df, const float* p, size_t n) {
+  return hn::MaskedLoad(hn::FirstN(df, n), df, p);
+}
+HWY_INLINE VF load_first(DF df, const hwy::float16_t* p, size_t n) {
+  HWY_ALIGN hwy::float16_t buf[HWY_MAX_BYTES / sizeof(float)] = {};
+  std::copy_n(p, n, buf);
+  return hn::PromoteTo(df, hn::Load(DH(), buf));
+}
 
 // x-rows per block of the dot-product kernel: AVX-512's 32 registers hold 4 x 4 accumulators plus
 // the operands, AVX2's 16 hold 3 x 4.
@@ -37,8 +58,8 @@ constexpr int kMaxCols = 8;
 
 // out[i][o] = x[i] . w[o] for i < R, o < C over d elements: vectors along k, one accumulator per
 // pair, summed across lanes at the end. Fully unrolled so that the accumulators stay in registers.
-template <int R, int C>
-HWY_INLINE void dot_block(const float* const* x, const float* const* w, int64_t d,
+template <int R, int C, class TW>
+HWY_INLINE void dot_block(const float* const* x, const TW* const* w, int64_t d,
                           float out[kMaxRows][kMaxCols]) {
   const DF df;
   const auto N = static_cast<int64_t>(hn::Lanes(df));
@@ -54,7 +75,7 @@ HWY_INLINE void dot_block(const float* const* x, const float* const* w, int64_t 
     for (int i = 0; i < R; ++i) xv[i] = hn::LoadU(df, x[i] + k);
 #pragma GCC unroll 8
     for (int o = 0; o < C; ++o) {
-      const VF wv = hn::LoadU(df, w[o] + k);
+      const VF wv = load(df, w[o] + k);
 #pragma GCC unroll 8
       for (int i = 0; i < R; ++i) acc[i][o] = hn::MulAdd(xv[i], wv, acc[i][o]);
     }
@@ -66,7 +87,7 @@ HWY_INLINE void dot_block(const float* const* x, const float* const* w, int64_t 
     for (int i = 0; i < R; ++i) xv[i] = hn::MaskedLoad(m, df, x[i] + k);
 #pragma GCC unroll 8
     for (int o = 0; o < C; ++o) {
-      const VF wv = hn::MaskedLoad(m, df, w[o] + k);
+      const VF wv = load_first(df, w[o] + k, static_cast<size_t>(d - k));
 #pragma GCC unroll 8
       for (int i = 0; i < R; ++i) acc[i][o] = hn::MulAdd(xv[i], wv, acc[i][o]);
     }
@@ -82,8 +103,8 @@ HWY_INLINE void dot_block(const float* const* x, const float* const* w, int64_t 
 // Outputs [o_begin, o_end) of y = x w^T with R x C blocks, in tiles of 64 outputs x 64 rows so
 // that both operands' tiles stay in L2 while the blocks run. Rows past the end repeat the last
 // one and are not stored, so every output is computed the same way wherever its block falls.
-template <int R, int C>
-void matmul_range_with(const float* x, int64_t n, int64_t d_in, int64_t ldx, const float* w,
+template <int R, int C, class TW>
+void matmul_range_with(const float* x, int64_t n, int64_t d_in, int64_t ldx, const TW* w,
                        int64_t ldw, float* y, int64_t ldy, int64_t o_begin, int64_t o_end) {
   constexpr int64_t kTile = 64;
   for (int64_t ob = o_begin; ob < o_end; ob += kTile) {
@@ -96,10 +117,10 @@ void matmul_range_with(const float* x, int64_t n, int64_t d_in, int64_t ldx, con
         for (int i = 0; i < R; ++i) xs[i] = x + (i0 + std::min(i, nx - 1)) * ldx;
         for (int64_t o0 = ob; o0 < oe; o0 += C) {
           const int nw = static_cast<int>(std::min<int64_t>(C, oe - o0));
-          const float* ws[C];
+          const TW* ws[C];
           for (int o = 0; o < C; ++o) ws[o] = w + (o0 + std::min(o, nw - 1)) * ldw;
           float out[kMaxRows][kMaxCols];
-          dot_block<R, C>(xs, ws, d_in, out);
+          dot_block<R, C, TW>(xs, ws, d_in, out);
           for (int i = 0; i < nx; ++i)
             for (int o = 0; o < nw; ++o) y[(i0 + i) * ldy + o0 + o] = out[i][o];
         }
@@ -108,21 +129,24 @@ void matmul_range_with(const float* x, int64_t n, int64_t d_in, int64_t ldx, con
   }
 }
 
-// Asks for rows [0, rows) of `cols` floats, `ld` apart, when they are few (attention reads one
+// Asks for rows [0, rows) of `cols` elements, `ld` apart, when they are few (attention reads one
 // KV page of short, strided rows per call; requesting all of its lines at once overlaps their
 // misses instead of meeting them one block at a time).
-HWY_INLINE void prefetch_rows(const float* p, int64_t rows, int64_t cols, int64_t ld) {
-  constexpr int64_t kMaxFloats = 4096;  // 16 KiB: a quarter of L1
-  if (rows * cols > kMaxFloats) return;
+template <class T>
+HWY_INLINE void prefetch_rows(const T* p, int64_t rows, int64_t cols, int64_t ld) {
+  constexpr int64_t kMaxBytes = 16384;  // a quarter of L1
+  constexpr int64_t kLine = 64 / sizeof(T);
+  if (rows * cols * int64_t{sizeof(T)} > kMaxBytes) return;
   for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t c = 0; c < cols; c += 16) hwy::Prefetch(p + r * ld + c);
+    for (int64_t c = 0; c < cols; c += kLine) hwy::Prefetch(p + r * ld + c);
   }
 }
 
 // One x-row (decode) streams the weights once with 1 x 8 blocks; more rows share each weight
 // load across up to kMaxRows rows.
-void matmul_range(const float* x, int64_t n, int64_t d_in, int64_t ldx, const float* w, int64_t ldw,
-                  float* y, int64_t ldy, int64_t o_begin, int64_t o_end) {
+template <class TW>
+void matmul_range_of(const float* x, int64_t n, int64_t d_in, int64_t ldx, const TW* w, int64_t ldw,
+                     float* y, int64_t ldy, int64_t o_begin, int64_t o_end) {
   prefetch_rows(w + o_begin * ldw, o_end - o_begin, d_in, ldw);
   if (n == 1) {
     matmul_range_with<1, 8>(x, n, d_in, ldx, w, ldw, y, ldy, o_begin, o_end);
@@ -133,6 +157,16 @@ void matmul_range(const float* x, int64_t n, int64_t d_in, int64_t ldx, const fl
   } else {
     matmul_range_with<kMaxRows, 4>(x, n, d_in, ldx, w, ldw, y, ldy, o_begin, o_end);
   }
+}
+
+void matmul_range(const float* x, int64_t n, int64_t d_in, int64_t ldx, const float* w, int64_t ldw,
+                  float* y, int64_t ldy, int64_t o_begin, int64_t o_end) {
+  matmul_range_of(x, n, d_in, ldx, w, ldw, y, ldy, o_begin, o_end);
+}
+
+void matmul_range_f16(const float* x, int64_t n, int64_t d_in, int64_t ldx, const hwy::float16_t* w,
+                      int64_t ldw, float* y, int64_t ldy, int64_t o_begin, int64_t o_end) {
+  matmul_range_of(x, n, d_in, ldx, w, ldw, y, ldy, o_begin, o_end);
 }
 
 // Rows x vectors of columns per block of matmul_nn: per k, kNnCols loads of b and kNnRows
@@ -146,8 +180,8 @@ constexpr int kNnRows = 6, kNnCols = 2;
 
 // y rows yr[0..R) = x rows xr[0..R) times b over k, for the C vectors of columns at b (`left` of
 // them inside the matrix; kFull: all of them, no masks).
-template <int R, int C, bool kFull>
-HWY_INLINE void matmul_nn_block(const float* const* xr, int64_t k, const float* b, int64_t left,
+template <int R, int C, bool kFull, class TB>
+HWY_INLINE void matmul_nn_block(const float* const* xr, int64_t k, const TB* b, int64_t left,
                                 int64_t ldb, float* const* yr) {
   const DF df;
   const auto N = static_cast<int64_t>(hn::Lanes(df));
@@ -161,11 +195,18 @@ HWY_INLINE void matmul_nn_block(const float* const* xr, int64_t k, const float* 
 #pragma GCC unroll 8
     for (int c = 0; c < C; ++c) acc[r][c] = hn::Zero(df);
   for (int64_t kk = 0; kk < k; ++kk) {
-    const float* brow = b + kk * ldb;
+    const TB* brow = b + kk * ldb;
     VF bv[C];
 #pragma GCC unroll 8
     for (int c = 0; c < C; ++c) {
-      bv[c] = kFull ? hn::LoadU(df, brow + c * N) : hn::MaskedLoad(mask[c], df, brow + c * N);
+      if constexpr (kFull) {
+        bv[c] = load(df, brow + c * N);
+      } else if constexpr (std::is_same_v<TB, float>) {
+        bv[c] = hn::MaskedLoad(mask[c], df, brow + c * N);
+      } else {
+        bv[c] = load_first(df, brow + c * N,
+                           static_cast<size_t>(std::clamp<int64_t>(left - c * N, 0, N)));
+      }
     }
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
@@ -187,8 +228,8 @@ HWY_INLINE void matmul_nn_block(const float* const* xr, int64_t k, const float* 
 
 // The block for `rows` (1..R) rows: no work on rows past the end (decode has 3 query heads per
 // KV head, fewer than a block).
-template <int R, bool kFull>
-HWY_INLINE void matmul_nn_rows(int rows, const float* const* xr, int64_t k, const float* b,
+template <int R, bool kFull, class TB>
+HWY_INLINE void matmul_nn_rows(int rows, const float* const* xr, int64_t k, const TB* b,
                                int64_t left, int64_t ldb, float* const* yr) {
   if constexpr (R > 1) {
     if (rows < R) return matmul_nn_rows<R - 1, kFull>(rows, xr, k, b, left, ldb, yr);
@@ -196,8 +237,9 @@ HWY_INLINE void matmul_nn_rows(int rows, const float* const* xr, int64_t k, cons
   matmul_nn_block<R, kNnCols, kFull>(xr, k, b, left, ldb, yr);
 }
 
-void matmul_nn(const float* x, int64_t n, int64_t k, int64_t ldx, const float* b, int64_t m,
-               int64_t ldb, float* y, int64_t ldy) {
+template <class TB>
+void matmul_nn_of(const float* x, int64_t n, int64_t k, int64_t ldx, const TB* b, int64_t m,
+                  int64_t ldb, float* y, int64_t ldy) {
   const int64_t width = kNnCols * static_cast<int64_t>(hn::Lanes(DF()));
   prefetch_rows(b, k, m, ldb);
   for (int64_t j0 = 0; j0 < m; j0 += width) {
@@ -216,6 +258,31 @@ void matmul_nn(const float* x, int64_t n, int64_t k, int64_t ldx, const float* b
       }
     }
   }
+}
+
+void matmul_nn(const float* x, int64_t n, int64_t k, int64_t ldx, const float* b, int64_t m,
+               int64_t ldb, float* y, int64_t ldy) {
+  matmul_nn_of(x, n, k, ldx, b, m, ldb, y, ldy);
+}
+
+void matmul_nn_f16(const float* x, int64_t n, int64_t k, int64_t ldx, const hwy::float16_t* b,
+                   int64_t m, int64_t ldb, float* y, int64_t ldy) {
+  matmul_nn_of(x, n, k, ldx, b, m, ldb, y, ldy);
+}
+
+// Rounds to binary16, ties to even. Highway's DemoteTo does so where the CPU converts (F16C on
+// AVX2 and AVX-512); its portable fallback truncates, so the scalar target rounds here instead,
+// and every target stores the same bits.
+void to_f16(const float* in, hwy::float16_t* out, int64_t n) {
+#if HWY_TARGET == HWY_SCALAR || HWY_TARGET == HWY_EMU128
+  for (int64_t i = 0; i < n; ++i) out[i] = f16_nearest_even(in[i]);
+#else
+  const DF df;
+  const auto N = static_cast<int64_t>(hn::Lanes(df));
+  int64_t i = 0;
+  for (; i + N <= n; i += N) hn::StoreU(hn::DemoteTo(DH(), hn::LoadU(df, in + i)), DH(), out + i);
+  for (; i < n; ++i) out[i] = f16_nearest_even(in[i]);
+#endif
 }
 
 // Partial sums of the softmax are flushed into a double every this many vectors, so that long
@@ -323,7 +390,10 @@ HWY_AFTER_NAMESPACE();
 namespace lsa_decode {
 
 HWY_EXPORT(matmul_range);
+HWY_EXPORT(matmul_range_f16);
 HWY_EXPORT(matmul_nn);
+HWY_EXPORT(matmul_nn_f16);
+HWY_EXPORT(to_f16);
 HWY_EXPORT(softmax);
 HWY_EXPORT(silu_mul);
 HWY_EXPORT(dot);
@@ -346,9 +416,27 @@ void matmul_rows(const float* x, int64_t n, int64_t d_in, const float* w, int64_
   HWY_DYNAMIC_DISPATCH(matmul_range)(x, n, d_in, d_in, w, ldw, y, ldy, 0, d_out);
 }
 
+void matmul_rows(const float* x, int64_t n, int64_t d_in, const hwy::float16_t* w, int64_t d_out,
+                 int64_t ldw, float* y, int64_t ldy) {
+  HWY_DYNAMIC_DISPATCH(matmul_range_f16)(x, n, d_in, d_in, w, ldw, y, ldy, 0, d_out);
+}
+
 void matmul_nn(const float* x, int64_t n, int64_t k, int64_t ldx, const float* b, int64_t m,
                int64_t ldb, float* y, int64_t ldy) {
   HWY_DYNAMIC_DISPATCH(matmul_nn)(x, n, k, ldx, b, m, ldb, y, ldy);
+}
+
+void matmul_nn(const float* x, int64_t n, int64_t k, int64_t ldx, const hwy::float16_t* b,
+               int64_t m, int64_t ldb, float* y, int64_t ldy) {
+  HWY_DYNAMIC_DISPATCH(matmul_nn_f16)(x, n, k, ldx, b, m, ldb, y, ldy);
+}
+
+void to_f16(const float* in, hwy::float16_t* out, int64_t n) {
+  HWY_DYNAMIC_DISPATCH(to_f16)(in, out, n);
+}
+
+void from_f16(const hwy::float16_t* in, float* out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) out[i] = half_to_float(std::bit_cast<uint16_t>(in[i]));
 }
 
 void rms_norm(const float* x, const float* weight, int64_t d, float eps, float* out) {

@@ -1,7 +1,10 @@
-// The decoder's fp32 kernels: matrix products, RMS norm, rotary embeddings, SiLU, softmax. The
-// vector ones run on the best SIMD target the CPU has (AVX-512, AVX2 or portable scalar code; see
+// The decoder's fp32 kernels: matrix products, RMS norm, rotary embeddings, SiLU, softmax, and the
+// products attention runs on KV stored in f16 (read widened, summed in fp32). The vector ones run
+// on the best SIMD target the CPU has (AVX-512, AVX2 or portable scalar code; see
 // ops/targets.hpp). Products with weights in their stored types are in ops/quant_matmul.hpp.
 #pragma once
+
+#include <hwy/base.h>
 
 #include <cstdint>
 
@@ -21,11 +24,24 @@ void matmul(ThreadPool& pool, const float* x, int64_t n, int64_t d_in, int64_t l
 void matmul_rows(const float* x, int64_t n, int64_t d_in, const float* w, int64_t d_out, int64_t ldw,
                  float* y, int64_t ldy);
 
+/// matmul_rows with w in f16 (attention's Q K^T over an f16 KV page).
+void matmul_rows(const float* x, int64_t n, int64_t d_in, const hwy::float16_t* w, int64_t d_out,
+                 int64_t ldw, float* y, int64_t ldy);
+
 /// y[i][j] = sum_k x[i][k] * b[k][j] for i < n, j < m ("NN": b row-major [k][m]); rows ldx, ldb
-/// and ldy floats apart. Vectorized across j, so short sums (attention's head_dim) cost no
+/// and ldy elements apart. Vectorized across j, so short sums (attention's head_dim) cost no
 /// horizontal adds. Single-threaded.
 void matmul_nn(const float* x, int64_t n, int64_t k, int64_t ldx, const float* b, int64_t m,
                int64_t ldb, float* y, int64_t ldy);
+/// matmul_nn with b in f16 (attention's P V over an f16 KV page).
+void matmul_nn(const float* x, int64_t n, int64_t k, int64_t ldx, const hwy::float16_t* b,
+               int64_t m, int64_t ldb, float* y, int64_t ldy);
+
+/// out[i] = in[i] rounded to binary16, ties to even (overflow: infinity); the same bits on every
+/// target (ops/f16.hpp).
+void to_f16(const float* in, hwy::float16_t* out, int64_t n);
+/// out[i] = in[i] (exact).
+void from_f16(const hwy::float16_t* in, float* out, int64_t n);
 
 /// out = x / rms(x) * weight over d elements (out may alias x).
 void rms_norm(const float* x, const float* weight, int64_t d, float eps, float* out);

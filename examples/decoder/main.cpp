@@ -3,9 +3,10 @@
 //   lsa-decode [-m model.gguf] [-p prompt | -f prompt.txt] [-n new_tokens] [--dense | --budget B]
 //              [--chunk-tokens N] [--page-chunks N] [--interval N]
 //              [--scorer bound|centroid|learned|random|recency] [--indexer FILE]
-//              [--sink-chunks N] [--recent-chunks N]
+//              [--sink-chunks N] [--recent-chunks N] [--kv f32|f16]
 //              [--threads N] [--raw] [--ids I,J,..] [--top5] [--show-ids]
 //              [--perplexity text.txt --tokens N]
+//              [--bench [--bench-prompt N] [--bench-gen N] [--bench-depth D,D,..]]
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <unistd.h>
@@ -49,6 +50,10 @@ struct Options {
   std::string perplexity_file;
   int64_t perplexity_tokens = 4096;
   int threads = 0;
+  bool bench = false;
+  int64_t bench_prompt = 4096;
+  int64_t bench_gen = 64;
+  std::vector<int64_t> bench_depths = {4096, 8128};
   std::string indexer = "examples/indexer/trained/SmolLM2-135M-Instruct.lsa-indexer.gguf";
   CacheOptions cache;
 };
@@ -84,10 +89,17 @@ void print_help() {
       "                         examples/indexer/trained/SmolLM2-135M-Instruct.lsa-indexer.gguf)\n"
       "      --sink-chunks N    first chunks always resident (default 1)\n"
       "      --recent-chunks N  last chunks always resident (default 4)\n"
+      "      --kv f32|f16       how KV pages store K and V: f32 (default, the reference) or f16\n"
+      "                         (half what attention reads and what a recall copies)\n"
       "      --threads N        worker threads (default: hardware threads)\n"
       "      --top5             print the top-5 next-token ids and logits after the prompt\n"
       "      --show-ids         print the prompt's token ids\n"
       "      --perplexity PATH  dense perplexity of the first --tokens N tokens of a text file\n"
+      "      --bench            speed on synthetic tokens, like llama-bench: prefill tok/s of\n"
+      "                         --bench-prompt N tokens (default 4096; 0: none), and decode\n"
+      "                         tok/s of --bench-gen N tokens (default 64) after each of\n"
+      "                         --bench-depth D,D,.. tokens (default 4096,8128), with the cache\n"
+      "                         options given\n"
       "\nLSA_DECODE_TARGET=AVX3|AVX2|SCALAR pins the SIMD kernels (default: the best the CPU "
       "has).\n");
 }
@@ -144,8 +156,22 @@ Options parse(int argc, char** argv) {
       o.cache.sink_chunks = static_cast<int32_t>(parse_int(a, args.value(), 0, 1 << 20));
     } else if (a == "--recent-chunks") {
       o.cache.recent_chunks = static_cast<int32_t>(parse_int(a, args.value(), 0, 1 << 20));
+    } else if (a == "--kv") {
+      o.cache.kv = parse_kv_type(args.value());
     } else if (a == "--threads") {
       o.threads = static_cast<int>(parse_int(a, args.value(), 1, 256));
+    } else if (a == "--bench") {
+      o.bench = true;
+    } else if (a == "--bench-prompt") {
+      o.bench_prompt = parse_int(a, args.value(), 0, 1 << 24);
+    } else if (a == "--bench-gen") {
+      o.bench_gen = parse_int(a, args.value(), 1, 1 << 24);
+    } else if (a == "--bench-depth") {
+      o.bench_depths.clear();
+      std::stringstream list(args.value());
+      for (std::string d; std::getline(list, d, ',');) {
+        o.bench_depths.push_back(parse_int(a, d, 1, 1 << 24));
+      }
     } else if (a == "--perplexity") {
       o.perplexity_file = args.value();
     } else if (a == "--tokens") {
@@ -200,11 +226,67 @@ int perplexity(const Options& o, const LlamaModel& model, const Tokenizer& tok) 
       [&](int done, int total) {
         if (show_progress())
           fmt::print(stderr, "\rprefill {} tokens: layer {}/{}", ids.size(), done, total);
-      });
+      },
+      nullptr, o.cache.kv);
   if (show_progress()) fmt::print(stderr, "\n");
   const double n = static_cast<double>(positions.size());
-  fmt::print("perplexity over {} tokens of '{}' (dense, {} predictions): {:.4f} (mean NLL {:.5f}) in {:.1f} s\n",
-             ids.size(), o.perplexity_file, positions.size(), std::exp(nll / n), nll / n, seconds_since(t0));
+  fmt::print(
+      "perplexity over {} tokens of '{}' (dense, {} KV, {} predictions): {:.4f} (mean NLL {:.5f}) "
+      "in {:.1f} s\n",
+      ids.size(), o.perplexity_file, kv_name(o.cache.kv), positions.size(), std::exp(nll / n),
+      nll / n, seconds_since(t0));
+  return 0;
+}
+
+// A fixed pseudo-random sequence of `n` ordinary token ids (the bench's synthetic text, as
+// llama-bench uses random ids).
+std::vector<int32_t> bench_tokens(int64_t n, int32_t vocab, uint32_t seed) {
+  std::vector<int32_t> ids(static_cast<size_t>(n));
+  for (int32_t& id : ids) {
+    seed = seed * 1664525u + 1013904223u;
+    id = static_cast<int32_t>((seed >> 8) % static_cast<uint32_t>(vocab));
+  }
+  return ids;
+}
+
+// --bench: prefill (the dense forward and the appends into a session's KV) of bench_prompt
+// tokens, then per depth a session prefilled with `depth` tokens (not timed) and bench_gen greedy
+// decode steps. One line per measurement on stdout:
+//   bench prefill tokens N depth 0 tok/s X
+//   bench decode tokens N depth D tok/s X
+int bench(const Options& o, const LlamaModel& model, CacheOptions cache, const ForwardTaps& taps) {
+  const int32_t vocab = model.config().vocab_size;
+  std::vector<TokenState> states;
+  std::vector<float> logits;
+  // Prefills `ids` into a new session for `max_tokens`; returns it and the seconds it took.
+  auto prefilled = [&](const std::vector<int32_t>& ids, int64_t max_tokens) {
+    cache.max_tokens = max_tokens;
+    auto session = make_session(model, cache);
+    const auto t0 = std::chrono::steady_clock::now();
+    const int64_t last = static_cast<int64_t>(ids.size()) - 1;
+    model.prefill(
+        ids, states, std::span(&last, 1),
+        [&](int64_t, std::span<const float> row) { logits.assign(row.begin(), row.end()); }, {},
+        &taps, cache.kv);
+    session->append_prefill(states);
+    states.clear();
+    return std::make_pair(std::move(session), seconds_since(t0));
+  };
+  if (o.bench_prompt > 0) {
+    const double s = prefilled(bench_tokens(o.bench_prompt, vocab, 1), o.bench_prompt + 1).second;
+    fmt::print("bench prefill tokens {} depth 0 tok/s {:.2f}\n", o.bench_prompt,
+               static_cast<double>(o.bench_prompt) / s);
+    std::fflush(stdout);
+  }
+  for (const int64_t depth : o.bench_depths) {
+    auto session = prefilled(bench_tokens(depth, vocab, 2), depth + o.bench_gen + 1).first;
+    int32_t next = argmax(logits);
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int64_t i = 0; i < o.bench_gen; ++i) next = argmax(session->decode(next));
+    fmt::print("bench decode tokens {} depth {} tok/s {:.2f}\n", o.bench_gen, depth,
+               static_cast<double>(o.bench_gen) / seconds_since(t0));
+    std::fflush(stdout);
+  }
   return 0;
 }
 
@@ -223,18 +305,19 @@ int run(int argc, char** argv) {
              o.model, mc.num_layers, mc.d_model, mc.num_heads, mc.num_kv_heads, mc.vocab_size,
              seconds_since(t0), threads, active_target());
   if (!o.perplexity_file.empty()) return perplexity(o, model, tok);
-
-  const std::string text = o.raw ? o.prompt : Tokenizer::chat_prompt({{"user", o.prompt}});
-  const std::vector<int32_t> prompt = !o.ids.empty() ? o.ids : tok.encode(text, /*parse_special=*/!o.raw);
-  if (prompt.empty()) throw DecodeError("the prompt has no tokens");
-  if (o.show_ids) fmt::print("prompt token ids ({}): {}\n", prompt.size(), fmt::join(prompt, ","));
   CacheOptions cache = o.cache;
-  cache.max_tokens = static_cast<int64_t>(prompt.size()) + o.max_new + 1;
   ForwardTaps taps;
   if (cache.scorer == ScorerKind::kLearned) {
     cache.indexer = IndexerFile::load(o.indexer);
     taps = indexer_taps(*cache.indexer);
   }
+  if (o.bench) return bench(o, model, cache, taps);
+
+  const std::string text = o.raw ? o.prompt : Tokenizer::chat_prompt({{"user", o.prompt}});
+  const std::vector<int32_t> prompt = !o.ids.empty() ? o.ids : tok.encode(text, /*parse_special=*/!o.raw);
+  if (prompt.empty()) throw DecodeError("the prompt has no tokens");
+  if (o.show_ids) fmt::print("prompt token ids ({}): {}\n", prompt.size(), fmt::join(prompt, ","));
+  cache.max_tokens = static_cast<int64_t>(prompt.size()) + o.max_new + 1;
   auto session = make_session(model, cache);
 
   t0 = std::chrono::steady_clock::now();
@@ -246,9 +329,10 @@ int run(int argc, char** argv) {
       prompt, states, std::span(&last, 1),
       [&](int64_t, std::span<const float> row) { logits.assign(row.begin(), row.end()); },
       [&](int done, int total) {
-        if (show) fmt::print(stderr, "\rprefill {} tokens: layer {}/{}", prompt.size(), done, total);
+        if (show)
+          fmt::print(stderr, "\rprefill {} tokens: layer {}/{}", prompt.size(), done, total);
       },
-      &taps);
+      &taps, cache.kv);
   const double prefill_s = seconds_since(t0);
   if (show) fmt::print(stderr, "\n");
   session->append_prefill(states);

@@ -43,6 +43,13 @@ std::vector<float> load_vector(const GgufFile& f, const std::string& name, int64
   return out;
 }
 
+// x[0, n) rounded to f16 values in place (what an f16 KV page will hold).
+void round_to_f16(float* x, int64_t n) {
+  std::vector<hwy::float16_t> h(static_cast<size_t>(n));
+  to_f16(x, h.data(), n);
+  from_f16(h.data(), x, n);
+}
+
 // A weight matrix of `rows` outputs by `cols` inputs, kept in its stored type.
 WeightMatrix load_matrix(const GgufFile& f, const std::string& name, int64_t cols, int64_t rows) {
   return WeightMatrix::from_tensor(checked(f, name, cols, rows));
@@ -132,7 +139,8 @@ void LlamaModel::check_taps(const ForwardTaps* taps) const {
 
 void LlamaModel::prefill(std::span<const int32_t> tokens, std::vector<TokenState>& states,
                          std::span<const int64_t> logit_positions, const LogitsFn& on_logits,
-                         const std::function<void(int, int)>& progress, const ForwardTaps* taps) const {
+                         const std::function<void(int, int)>& progress, const ForwardTaps* taps,
+                         KvType kv) const {
   const ModelConfig& c = config_;
   const auto n = static_cast<int64_t>(tokens.size());
   const int64_t d = c.d_model, hd = c.head_dim, H = c.num_heads, KV = c.num_kv_heads;
@@ -174,6 +182,7 @@ void LlamaModel::prefill(std::span<const int32_t> tokens, std::vector<TokenState
   }
   constexpr int64_t kBlock = 64;  // queries per attention block
   std::vector<float> kt(hd * n), vh(n * hd);  // one KV head: K transposed, V
+  std::vector<hwy::float16_t> kt16(kv == KvType::kF16 ? kt.size() : 0), vh16(kt16.size());
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   for (int32_t l = 0; l < c.num_layers; ++l) {
     const Layer& L = layers_[l];
@@ -200,27 +209,38 @@ void LlamaModel::prefill(std::span<const int32_t> tokens, std::vector<TokenState
         std::copy_n(v.data() + i * kv_dim + g * hd, hd, vh.data() + i * hd);
       }
       const int64_t blocks = (n + kBlock - 1) / kBlock;
-      pool_.parallel_for(group * blocks, 1, [&](int64_t begin, int64_t end) {
-        std::vector<float> scores(static_cast<size_t>(kBlock * n));
-        for (int64_t job = begin; job < end; ++job) {
-          const int64_t hh = g * group + job / blocks, i0 = job % blocks * kBlock;
-          const int64_t rows = std::min(kBlock, n - i0), keys = i0 + rows;
-          const float* qb = q.data() + i0 * q_dim + hh * hd;
-          matmul_nn(qb, rows, hd, q_dim, kt.data(), keys, n, scores.data(), keys);
-          for (int64_t r = 0; r < rows; ++r) {
-            float* row = scores.data() + r * keys;
-            const int64_t valid = i0 + r + 1;
-            for (int64_t j = 0; j < valid; ++j) row[j] *= scale;
-            softmax(row, valid);
-            std::fill(row + valid, row + keys, 0.0f);
-            if (num_chunks > 0) {
-              float* out = head_chunk_mass.data() + ((job / blocks) * n + i0 + r) * num_chunks;
-              for (int64_t j = 0; j < valid; ++j) out[j / chunk_tokens] += row[j];
+      // The head's K and V as attention reads them: T = float or hwy::float16_t.
+      auto attend = [&]<class T>(const T* kt_g, const T* vh_g) {
+        pool_.parallel_for(group * blocks, 1, [&](int64_t begin, int64_t end) {
+          std::vector<float> scores(static_cast<size_t>(kBlock * n));
+          for (int64_t job = begin; job < end; ++job) {
+            const int64_t hh = g * group + job / blocks, i0 = job % blocks * kBlock;
+            const int64_t rows = std::min(kBlock, n - i0), keys = i0 + rows;
+            const float* qb = q.data() + i0 * q_dim + hh * hd;
+            matmul_nn(qb, rows, hd, q_dim, kt_g, keys, n, scores.data(), keys);
+            for (int64_t r = 0; r < rows; ++r) {
+              float* row = scores.data() + r * keys;
+              const int64_t valid = i0 + r + 1;
+              for (int64_t j = 0; j < valid; ++j) row[j] *= scale;
+              softmax(row, valid);
+              std::fill(row + valid, row + keys, 0.0f);
+              if (num_chunks > 0) {
+                float* out = head_chunk_mass.data() + ((job / blocks) * n + i0 + r) * num_chunks;
+                for (int64_t j = 0; j < valid; ++j) out[j / chunk_tokens] += row[j];
+              }
             }
+            matmul_nn(scores.data(), rows, keys, keys, vh_g, hd, hd,
+                      att.data() + i0 * q_dim + hh * hd, q_dim);
           }
-          matmul_nn(scores.data(), rows, keys, keys, vh.data(), hd, hd, att.data() + i0 * q_dim + hh * hd, q_dim);
-        }
-      });
+        });
+      };
+      if (kv == KvType::kF16) {
+        to_f16(kt.data(), kt16.data(), hd * n);
+        to_f16(vh.data(), vh16.data(), n * hd);
+        attend(kt16.data(), vh16.data());
+      } else {
+        attend(kt.data(), vh.data());
+      }
       for (size_t at = 0; at < head_chunk_mass.size(); at += chunk_mass.size()) {
         for (size_t i = 0; i < chunk_mass.size(); ++i) chunk_mass[i] += head_chunk_mass[at + i];
       }
@@ -253,8 +273,9 @@ void LlamaModel::prefill(std::span<const int32_t> tokens, std::vector<TokenState
   }
 }
 
-void LlamaModel::decode(int32_t token, int64_t pos, std::span<const KvPage> pages, int64_t page_tokens,
-                        TokenState& state, std::vector<float>& logits, AttentionMass* mass,
+void LlamaModel::decode(int32_t token, int64_t pos, std::span<const KvPage> pages,
+                        int64_t page_tokens, KvType kv, TokenState& state,
+                        std::vector<float>& logits, AttentionMass* mass,
                         const ForwardTaps* taps) const {
   const ModelConfig& c = config_;
   if (token < 0 || token >= c.vocab_size) throw DecodeError(fmt::format("token id {} is outside the vocabulary", token));
@@ -299,48 +320,60 @@ void LlamaModel::decode(int32_t token, int64_t pos, std::span<const KvPage> page
     rope(q, H, hd, pos, c.rope_theta);
     rope(k, KV, hd, pos, c.rope_theta);
     std::copy_n(k, kv_dim, state.key.data() + l * kv_dim);
+    if (kv == KvType::kF16) round_to_f16(k, 2 * kv_dim);  // K then V, as the page will hold them
     const int64_t layer_offset = l * page_tokens * kvf;
     // Per KV head (in parallel): the `group` query heads that share it score every listed token
-    // page by page (S = Q K^T), softmax, then O = P V accumulated page by page.
-    pool_.parallel_for(KV, 1, [&](int64_t g_begin, int64_t g_end) {
-      std::vector<float> s(static_cast<size_t>(group * context)), part(static_cast<size_t>(group * hd));
-      for (int64_t g = g_begin; g < g_end; ++g) {
-        const float* qg = q + g * group * hd;
-        int64_t j = 0;
-        for (const KvPage& p : pages) {
-          matmul_rows(qg, group, hd, p.base + layer_offset + g * hd, p.num_tokens, kvf, s.data() + j, context);
-          j += p.num_tokens;
-        }
-        float* o = att.data() + g * group * hd;
-        for (int64_t r = 0; r < group; ++r) {
-          float* row = s.data() + r * context;
-          row[j] = dot(qg + r * hd, k + g * hd, hd);
-          for (int64_t t = 0; t < context; ++t) row[t] *= scale;
-          softmax(row, context);
-          std::fill(o + r * hd, o + (r + 1) * hd, 0.0f);
-        }
-        j = 0;
-        for (const KvPage& p : pages) {
-          matmul_nn(s.data() + j, group, p.num_tokens, context, p.base + layer_offset + kv_dim + g * hd, hd,
-                    kvf, part.data(), hd);
-          for (int64_t i = 0; i < group * hd; ++i) o[i] += part[i];
-          j += p.num_tokens;
-        }
-        for (int64_t r = 0; r < group; ++r) axpy(s[r * context + j], v + g * hd, o + r * hd, hd);
-        if (!group_mass.empty()) {
-          float* out = group_mass.data() + g * (num_pages + 1);
-          std::fill(out, out + num_pages + 1, 0.0f);
+    // page by page (S = Q K^T), softmax, then O = P V accumulated page by page. T is the stored
+    // element (float or hwy::float16_t).
+    auto attend = [&]<class T>(const T*) {
+      pool_.parallel_for(KV, 1, [&](int64_t g_begin, int64_t g_end) {
+        std::vector<float> s(static_cast<size_t>(group * context)),
+            part(static_cast<size_t>(group * hd));
+        for (int64_t g = g_begin; g < g_end; ++g) {
+          const float* qg = q + g * group * hd;
+          int64_t j = 0;
+          for (const KvPage& p : pages) {
+            matmul_rows(qg, group, hd, reinterpret_cast<const T*>(p.base) + layer_offset + g * hd,
+                        p.num_tokens, kvf, s.data() + j, context);
+            j += p.num_tokens;
+          }
+          float* o = att.data() + g * group * hd;
           for (int64_t r = 0; r < group; ++r) {
-            const float* row = s.data() + r * context;
-            int64_t t = 0;
-            for (int64_t i = 0; i < num_pages; ++i) {
-              for (const int64_t end = t + pages[i].num_tokens; t < end; ++t) out[i] += row[t];
+            float* row = s.data() + r * context;
+            row[j] = dot(qg + r * hd, k + g * hd, hd);
+            for (int64_t t = 0; t < context; ++t) row[t] *= scale;
+            softmax(row, context);
+            std::fill(o + r * hd, o + (r + 1) * hd, 0.0f);
+          }
+          j = 0;
+          for (const KvPage& p : pages) {
+            matmul_nn(s.data() + j, group, p.num_tokens, context,
+                      reinterpret_cast<const T*>(p.base) + layer_offset + kv_dim + g * hd, hd, kvf,
+                      part.data(), hd);
+            for (int64_t i = 0; i < group * hd; ++i) o[i] += part[i];
+            j += p.num_tokens;
+          }
+          for (int64_t r = 0; r < group; ++r) axpy(s[r * context + j], v + g * hd, o + r * hd, hd);
+          if (!group_mass.empty()) {
+            float* out = group_mass.data() + g * (num_pages + 1);
+            std::fill(out, out + num_pages + 1, 0.0f);
+            for (int64_t r = 0; r < group; ++r) {
+              const float* row = s.data() + r * context;
+              int64_t t = 0;
+              for (int64_t i = 0; i < num_pages; ++i) {
+                for (const int64_t end = t + pages[i].num_tokens; t < end; ++t) out[i] += row[t];
+              }
+              out[num_pages] += row[t];
             }
-            out[num_pages] += row[t];
           }
         }
-      }
-    });
+      });
+    };
+    if (kv == KvType::kF16) {
+      attend(static_cast<const hwy::float16_t*>(nullptr));
+    } else {
+      attend(static_cast<const float*>(nullptr));
+    }
     if (mass != nullptr) {
       float* layer_pages = mass->pages.data() + l * num_pages;
       for (int64_t g = 0; g < KV; ++g) {

@@ -3,6 +3,7 @@
 // reads only the KV pages it is given.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <span>
@@ -33,10 +34,17 @@ struct ModelConfig {
   int64_t kv_floats() const { return int64_t{2} * num_kv_heads * head_dim; }
 };
 
-/// One KV page as the decode step reads it: `base` is [num_layers][page_tokens][kv_floats] and
-/// the first `num_tokens` tokens are valid.
+/// How K and V are stored for attention: fp32 (the default and the reference) or IEEE f16, half
+/// the bytes, rounded to nearest even when written and widened to fp32 when read.
+enum class KvType { kF32, kF16 };
+
+/// Bytes of one stored K or V element.
+constexpr int64_t kv_element_bytes(KvType type) { return type == KvType::kF16 ? 2 : 4; }
+
+/// One KV page as the decode step reads it: `base` is [num_layers][page_tokens][kv_floats]
+/// elements of the KvType, and the first `num_tokens` tokens are valid.
 struct KvPage {
-  const float* base = nullptr;
+  const std::byte* base = nullptr;
   int32_t num_tokens = 0;
 };
 
@@ -92,18 +100,20 @@ class LlamaModel {
   /// Dense causal forward of tokens [0, n) from an empty context. Fills states[i] for every token
   /// and calls `on_logits` for each position in `logit_positions`, in order (computed in blocks,
   /// so asking for every position costs a matrix product, not one per token).
-  /// `progress(layers_done, num_layers)` is called after each layer when given.
+  /// `progress(layers_done, num_layers)` is called after each layer when given. Attention reads K
+  /// and V as `kv` stores them (states keep them in fp32, unrounded).
   void prefill(std::span<const int32_t> tokens, std::vector<TokenState>& states,
                std::span<const int64_t> logit_positions, const LogitsFn& on_logits,
                const std::function<void(int, int)>& progress = {},
-               const ForwardTaps* taps = nullptr) const;
+               const ForwardTaps* taps = nullptr, KvType kv = KvType::kF32) const;
 
-  /// One token at position `pos` attending to the tokens of `pages` (in the order given) and to
-  /// itself. Fills `state` and `logits` (vocab_size floats), `mass` when it is given, and
-  /// state.hidden for the taps' hidden_layers.
+  /// One token at position `pos` attending to the tokens of `pages` (in the order given, stored
+  /// as `kv`) and to itself. Fills `state` and `logits` (vocab_size floats), `mass` when it is
+  /// given, and state.hidden for the taps' hidden_layers. With f16 KV, state.kv holds this
+  /// token's K and V already rounded to f16, as its own attention read them.
   void decode(int32_t token, int64_t pos, std::span<const KvPage> pages, int64_t page_tokens,
-              TokenState& state, std::vector<float>& logits, AttentionMass* mass = nullptr,
-              const ForwardTaps* taps = nullptr) const;
+              KvType kv, TokenState& state, std::vector<float>& logits,
+              AttentionMass* mass = nullptr, const ForwardTaps* taps = nullptr) const;
 
  private:
   struct Layer {

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "error.hpp"
+#include "kernels.hpp"
 #include "random_scorer.hpp"
 #include "recency_scorer.hpp"
 
@@ -103,26 +104,23 @@ class CacheSession final : public Session {
   CacheSession(const LlamaModel& model, const lsa::CacheConfig& config, const CacheOptions& options)
       : model_(model),
         current_query_(options.current_query),
+        kv_type_(options.kv),
         record_(options.record_attention),
         oracle_(options.oracle),
         keys_(options),
         cache_(config),
-        view_(1, config.policy.kmax_pages, static_cast<int32_t>(config.max_tokens / config.page_tokens() + 1)),
+        view_(1, config.policy.kmax_pages,
+              static_cast<int32_t>(config.max_tokens / config.page_tokens() + 1)),
         where_(static_cast<size_t>(config.page_tokens())) {
     const lsa::Status s = cache_.add(kId);
     check(s, "add");
   }
 
   void append_prefill(std::span<const TokenState> states) override {
-    const ModelConfig& m = model_.config();
-    const int64_t kv_bytes = m.num_layers * m.kv_floats() * int64_t{sizeof(float)};
     const int64_t piece = cache_.config().page_tokens();
     for (size_t first = 0; first < states.size(); first += static_cast<size_t>(piece)) {
       const auto n = static_cast<int32_t>(std::min<size_t>(static_cast<size_t>(piece), states.size() - first));
-      kv_.resize(static_cast<size_t>(n * kv_bytes));
-      for (int32_t i = 0; i < n; ++i) {
-        std::memcpy(kv_.data() + i * kv_bytes, states[first + i].kv.data(), static_cast<size_t>(kv_bytes));
-      }
+      for (int32_t i = 0; i < n; ++i) store_kv(states[first + i], i);
       const lsa::KeyRows rows = keys_.rows(states.subspan(first, static_cast<size_t>(n)), cache_.length(kId));
       where_.resize(static_cast<size_t>(n));
       check(cache_.append(kId, n, rows, where_, kv_.data()), "append (prefill)");
@@ -138,8 +136,9 @@ class CacheSession final : public Session {
     }
     const int64_t position = cache_.length(kId);
     where_.resize(1);
-    check(cache_.append(kId, 1, keys_.rows(std::span<const TokenState>(&state_, 1), position), where_,
-                        reinterpret_cast<const std::byte*>(state_.kv.data())),
+    store_kv(state_, 0);
+    check(cache_.append(kId, 1, keys_.rows(std::span<const TokenState>(&state_, 1), position),
+                        where_, kv_.data()),
           "append (decode)");
     query_ = keys_.query(state_);
     ++steps_;
@@ -154,6 +153,19 @@ class CacheSession final : public Session {
   const lsa::CacheConfig& cache_config() const override { return cache_.config(); }
 
  private:
+  // Token `i` of the piece kv_ stages for an append: `state`'s K and V in the page's type.
+  void store_kv(const TokenState& state, int32_t i) {
+    const int64_t n = static_cast<int64_t>(state.kv.size());
+    const int64_t bytes = n * kv_element_bytes(kv_type_);
+    kv_.resize(static_cast<size_t>((i + 1) * bytes));
+    std::byte* out = kv_.data() + i * bytes;
+    if (kv_type_ == KvType::kF16) {
+      to_f16(state.kv.data(), reinterpret_cast<hwy::float16_t*>(out), n);
+    } else {
+      std::memcpy(out, state.kv.data(), static_cast<size_t>(bytes));
+    }
+  }
+
   // One step (refreshing with `query` when due) and the model's decode over the view's pages.
   void attend(int32_t token, lsa::Query query) {
     const lsa::SeqId batch[1] = {kId};
@@ -168,7 +180,7 @@ class CacheSession final : public Session {
     pages_.clear();
     for (int32_t i = begin; i < end; ++i) {
       const bool tail = i == end - 1;
-      pages_.push_back({reinterpret_cast<const float*>(cache_.store().slot_data(view_.indices[i])),
+      pages_.push_back({cache_.store().slot_data(view_.indices[i]),
                         tail ? view_.last_page_len[0] : static_cast<int32_t>(page_tokens)});
     }
     // The view lists the resident set's slots in logical page order (sync recall: no set in
@@ -180,8 +192,8 @@ class CacheSession final : public Session {
     }
     view_pages_.assign(resident.begin(), resident.end());
     const int64_t pos = cache_.length(kId);
-    model_.decode(token, pos, pages_, page_tokens, state_, logits_, record_ ? &attention_ : nullptr,
-                  keys_.taps());
+    model_.decode(token, pos, pages_, page_tokens, kv_type_, state_, logits_,
+                  record_ ? &attention_ : nullptr, keys_.taps());
   }
 
   // The oracle's query weights: the future mass of each page, spread over its chunks.
@@ -198,6 +210,7 @@ class CacheSession final : public Session {
   static constexpr lsa::SeqId kId = 1;
   const LlamaModel& model_;
   const bool current_query_;
+  const KvType kv_type_;
   const bool record_;
   const std::shared_ptr<const FutureAttention> oracle_;
   Keys keys_;
@@ -209,7 +222,7 @@ class CacheSession final : public Session {
   lsa::SparseKVCache<lsa::Chunker, Scorer> cache_;
   lsa::ViewStorage view_;
   std::vector<lsa::TokenSlot> where_;
-  std::vector<std::byte> kv_;
+  std::vector<std::byte> kv_;  // K and V of the tokens of the next append, in the page's type
   std::vector<KvPage> pages_;
   TokenState state_;
   std::vector<float> logits_;
@@ -233,6 +246,14 @@ ScorerKind parse_scorer(const std::string& name) {
       fmt::format("--scorer must be 'bound', 'centroid', 'learned', 'random' or 'recency' (got '{}')", name));
 }
 
+KvType parse_kv_type(const std::string& name) {
+  if (name == "f32") return KvType::kF32;
+  if (name == "f16") return KvType::kF16;
+  throw DecodeError(fmt::format("--kv must be 'f32' or 'f16' (got '{}')", name));
+}
+
+const char* kv_name(KvType type) { return type == KvType::kF16 ? "f16" : "f32"; }
+
 lsa::CacheConfig make_cache_config(const ModelConfig& m, const CacheOptions& o) {
   if (o.max_tokens < 1) throw DecodeError(fmt::format("max tokens must be >= 1 (got {})", o.max_tokens));
   if (o.current_query && o.interval != 1) {
@@ -242,7 +263,7 @@ lsa::CacheConfig make_cache_config(const ModelConfig& m, const CacheOptions& o) 
   }
   lsa::CacheConfig c;
   c.num_layers = m.num_layers;
-  c.bytes_per_token_per_layer = m.kv_floats() * int64_t{sizeof(float)};
+  c.bytes_per_token_per_layer = m.kv_floats() * kv_element_bytes(o.kv);
   c.chunk_tokens = o.chunk_tokens;
   c.page_chunks = o.page_chunks;
   c.max_sequences = 1;

@@ -34,6 +34,7 @@ struct CacheOptions {
   int32_t recent_chunks = 1;      ///< always resident, part of the budget
   ScorerKind scorer = ScorerKind::kBound;
   int64_t max_tokens = 8192;      ///< context capacity (prompt + generated)
+  KvType kv = KvType::kF32;  ///< how pages store K and V (f16: half the bytes read and recalled)
   /// Quest-style selection with the current token's query (needs interval 1): a first pass over
   /// the previous step's pages computes this token's queries, the refresh scores with them, and a
   /// second pass attends to the new pages. Twice the decode work; default: the previous token's.
@@ -56,6 +57,11 @@ ForwardTaps indexer_taps(const IndexerFile& indexer);
 /// Parses "bound" / "centroid" / "learned" / "random" / "recency" (the oracle needs a reference
 /// run, so it is not a command-line scorer); throws DecodeError naming the value otherwise.
 ScorerKind parse_scorer(const std::string& name);
+
+/// Parses "f32" / "f16"; throws DecodeError naming the value otherwise.
+KvType parse_kv_type(const std::string& name);
+/// "f32" / "f16".
+const char* kv_name(KvType type);
 
 /// The lsa configuration these options give for `model` (kmax, slots, scorer shapes).
 lsa::CacheConfig make_cache_config(const ModelConfig& model, const CacheOptions& options);

@@ -121,6 +121,7 @@ void print_help() {
       "  --page-chunks N        chunks per page (default 1)\n"
       "  --sink-chunks N        first chunks always resident, part of the budget (default 1)\n"
       "  --recent-chunks N      last chunks always resident, part of the budget (default 4)\n"
+      "  --kv f32|f16           how KV pages store K and V (default f32)\n"
       "  --seed N               task generator seed (default 20240601)\n"
       "  --threads N            worker threads (default: hardware threads)\n"
       "  --results DIR          output directory (default results)\n"
@@ -182,6 +183,8 @@ Options parse(int argc, char** argv) {
       o.shape.sink_chunks = static_cast<int32_t>(parse_int(a, args.value(), 0, 1 << 20));
     } else if (a == "--recent-chunks") {
       o.shape.recent_chunks = static_cast<int32_t>(parse_int(a, args.value(), 0, 1 << 20));
+    } else if (a == "--kv") {
+      o.shape.kv = parse_kv_type(args.value());
     } else if (a == "--seed") {
       o.seed = static_cast<uint64_t>(parse_int(a, args.value(), 0, INT64_MAX));
     } else if (a == "--threads") {
@@ -320,10 +323,10 @@ int run(int argc, char** argv) {
                    o.seed)},
       {"decoding",
        fmt::format("greedy, up to {} answer tokens; lsa chunks of {} tokens, {} chunk(s) per page, "
-                   "sink {} chunk(s), recent {} chunk(s); budgets are fractions of the pages of "
-                   "prompt + answer, sink and recent pages included",
+                   "sink {} chunk(s), recent {} chunk(s), {} KV; budgets are fractions of the "
+                   "pages of prompt + answer, sink and recent pages included",
                    o.max_new, o.shape.chunk_tokens, o.shape.page_chunks, o.shape.sink_chunks,
-                   o.shape.recent_chunks)},
+                   o.shape.recent_chunks, kv_name(o.shape.kv))},
       {"methods",
        "`dense` all pages (the reference; its run records each step's attention); `oracle-iN` "
        "the pages the dense run's next N steps attend to most (all layers and heads), chosen every "

@@ -106,6 +106,7 @@ CacheOptions cache_options(const Method& method, int64_t max_tokens, const Cache
   o.page_chunks = shape.page_chunks;
   o.sink_chunks = shape.sink_chunks;
   o.recent_chunks = shape.recent_chunks;
+  o.kv = shape.kv;
   o.budget_fraction = method.budget;
   o.interval = method.interval;
   switch (method.kind) {

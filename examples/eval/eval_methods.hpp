@@ -59,12 +59,14 @@ struct Method {
 /// the order given. Throws DecodeError on a budget outside (0, 1].
 std::vector<Method> method_grid(std::span<const MethodSpec> specs, std::span<const double> budgets);
 
-/// Chunking and the always-resident sink / recent chunks (they count against the budget).
+/// Chunking, the always-resident sink / recent chunks (they count against the budget) and how
+/// pages store K and V (every method and the prefills use it).
 struct CacheShape {
   int32_t chunk_tokens = 16;
   int32_t page_chunks = 1;
   int32_t sink_chunks = 1;
   int32_t recent_chunks = 4;  ///< 64 tokens: what an interval of 64 steps appends stays visible
+  KvType kv = KvType::kF32;
 };
 
 /// The session options of `method` for a context of `max_tokens` tokens (prompt + generated).

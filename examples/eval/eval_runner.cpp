@@ -180,7 +180,7 @@ SampleOutcome run_sample(const EvalContext& c, const TaskSample& sample,
   c.model.prefill(
       prompt, states, std::span(&last, 1),
       [&](int64_t, std::span<const float> row) { first_logits.assign(row.begin(), row.end()); }, {},
-      &taps);
+      &taps, c.shape.kv);
   out.prefill_seconds = seconds_since(t0);
   log(c, fmt::format("  prefill {} tokens in {:.1f} s", n, out.prefill_seconds));
 
@@ -303,8 +303,9 @@ PerplexityRun run_perplexity(const EvalContext& c, std::span<const int32_t> text
   std::vector<TokenState> states;
   const auto t0 = Clock::now();
   const ForwardTaps taps = prefill_taps(c);
-  c.model.prefill(text.first(static_cast<size_t>(prefix)), states, {},
-                  [](int64_t, std::span<const float>) {}, {}, &taps);
+  c.model.prefill(
+      text.first(static_cast<size_t>(prefix)), states, {}, [](int64_t, std::span<const float>) {},
+      {}, &taps, c.shape.kv);
   run.prefill_seconds = seconds_since(t0);
   log(c, fmt::format("  prefill {} tokens in {:.1f} s", prefix, run.prefill_seconds));
 

@@ -79,12 +79,13 @@ TEST_CASE("model taps: decode page attention and hidden states agree with the pr
                     base + (l * page_tokens + t) * kvf);
       }
     }
-    view.push_back({base, static_cast<int32_t>(count)});
+    view.push_back({reinterpret_cast<const std::byte*>(base), static_cast<int32_t>(count)});
   }
   ld::TokenState state;
   std::vector<float> logits;
   ld::AttentionMass mass;
-  tiny.model.decode(ids.back(), n - 1, view, page_tokens, state, logits, &mass, &taps);
+  tiny.model.decode(ids.back(), n - 1, view, page_tokens, ld::KvType::kF32, state, logits, &mass,
+                    &taps);
   const ld::TokenState& last = states.back();
   for (size_t e = 0; e < last.hidden.size(); ++e) CHECK(state.hidden[e] == Approx(last.hidden[e]).margin(1e-4));
   REQUIRE(mass.num_layers == mc.num_layers);
@@ -105,7 +106,8 @@ TEST_CASE("model taps: decode page attention and hidden states agree with the pr
 
   ld::ForwardTaps bad;
   bad.hidden_layers = {mc.num_layers + 1};
-  CHECK_THROWS_AS(tiny.model.decode(ids.back(), n - 1, view, page_tokens, state, logits, nullptr, &bad),
+  CHECK_THROWS_AS(tiny.model.decode(ids.back(), n - 1, view, page_tokens, ld::KvType::kF32, state,
+                                    logits, nullptr, &bad),
                   ld::DecodeError);
   bad.hidden_layers = {};
   bad.chunk_tokens = 4;  // no callback

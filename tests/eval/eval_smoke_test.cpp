@@ -165,6 +165,10 @@ TEST_CASE("eval: method grid, names and session options", "[decoder][eval]") {
         ld::ScorerKind::kRecency);
   CHECK(ld::cache_options({MethodKind::kRandom, 0.1, 64}, 2048).scorer == ld::ScorerKind::kRandom);
   CHECK(ld::cache_options({MethodKind::kDense, 1.0, 1}, 2048).dense);
+  CHECK(ld::cache_options({MethodKind::kDense, 1.0, 1}, 2048).kv == ld::KvType::kF32);
+  ld::CacheShape f16_shape;
+  f16_shape.kv = ld::KvType::kF16;
+  CHECK(ld::cache_options({MethodKind::kLsa, 0.1, 64}, 2048, f16_shape).kv == ld::KvType::kF16);
 
   ld::CacheOptions bad = quest;
   bad.interval = 8;
