@@ -40,5 +40,5 @@ echo "train_indexer.sh: dump written in $((SECONDS - start)) s"
 
 start=$SECONDS
 (cd examples/indexer && ../../.venv/bin/python -m lsa_indexer.train --dump "../../$work/dump" \
-  --out "../../$out" --record "../../${out%.gguf}.record.json" --query-tap 30 --key-tap 8 --special-weight 2 --seed 0)
+  --out "../../$out" --record "../../${out%.gguf}.record.json" --query-tap 30 --key-tap 8 --special-weight 2 --rank-weight 1 --seed 0)
 echo "train_indexer.sh: trained in $((SECONDS - start)) s: $out"

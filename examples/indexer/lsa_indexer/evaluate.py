@@ -1,6 +1,6 @@
 """Offline metrics of an indexer file on a dump's held-out documents, beside the bound (Quest)
 scorer refreshed every step and every 64 steps, recency, and the oracle (the window's own
-attention): a Markdown table.
+attention): Markdown tables over all held-out refreshes and over the question and answer ones.
 
     python -m lsa_indexer.evaluate --dump results/indexer-dump --indexer FILE
 """
@@ -22,7 +22,8 @@ from .train import make_scorer  # noqa: E402
 
 
 def table(dump: Dump, indexer: export.IndexerFile, cfg: SamplerConfig, refreshes: np.ndarray) -> str:
-    """Rows: (scorer, target) pairs; columns: recall@10%/15%, coverage@10%/15%, F1@0.5."""
+    """Rows: (scorer, target) pairs; columns: recall@10%/15%, coverage@10%/15%, top@10%/15%,
+    F1@0.5."""
     learned = make_scorer({k: np.asarray(v) for k, v in indexer.params.items()}, indexer.shape, dump,
                           indexer.query_tap, indexer.key_tap)
     rows = [
@@ -34,14 +35,16 @@ def table(dump: Dump, indexer: export.IndexerFile, cfg: SamplerConfig, refreshes
         ("bound, query of t-1 (refresh every step)", "position t", metrics.bound_scorer, False, True),
         ("recency", "position t", metrics.recency_scorer, False, True),
     ]
-    out = ["| scorer | positives of | recall@10% | recall@15% | coverage@10% | coverage@15% | F1@0.5 |",
-           "|---|---|---:|---:|---:|---:|---:|"]
+    out = ["| scorer | positives of | recall@10% | recall@15% | coverage@10% | coverage@15% | top@10% "
+           "| top@15% | F1@0.5 |",
+           "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for name, target, scorer, probabilities, next_position in rows:
         m = metrics.evaluate(dump, refreshes, scorer, cfg, probabilities=probabilities,
                              next_position=next_position)
         f1 = f"{m['f1@0.5']:.3f}" if probabilities else "-"
         out.append(f"| {name} | {target} | {m['recall@0.1']:.3f} | {m['recall@0.15']:.3f} | "
-                   f"{m['coverage@0.1']:.3f} | {m['coverage@0.15']:.3f} | {f1} |")
+                   f"{m['coverage@0.1']:.3f} | {m['coverage@0.15']:.3f} | {m['top@0.1']:.3f} | "
+                   f"{m['top@0.15']:.3f} | {f1} |")
     return "\n".join(out)
 
 
@@ -64,6 +67,10 @@ def main(argv: list[str] | None = None) -> int:
         val = val[kinds == (0 if a.kind == "text" else 1)]
     print(f"{len(val)} held-out refreshes of {a.kind} documents ({a.dump}, {a.indexer})\n")
     print(table(dump, indexer, cfg, val))
+    special = val[np.asarray(dump.refresh_kind)[val] != 0]
+    if len(special):
+        print(f"\n{len(special)} of them in a question or an answer\n")
+        print(table(dump, indexer, cfg, special))
     return 0
 
 

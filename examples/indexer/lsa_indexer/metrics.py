@@ -1,5 +1,6 @@
 """Offline metrics of a chunk scorer on a dump's refreshes: recall@K of the lookahead positives,
-F1 at score 0.5, and the share of the window's attention the chosen chunks hold (coverage@K).
+F1 at score 0.5, the share of the window's attention the chosen chunks hold (coverage@K), and how
+often the chosen chunks include the one the window attends to most (top@K: a retrieval's needle).
 K is what the cache would have: ceil(budget * chunks) minus the chunks it forces."""
 from __future__ import annotations
 
@@ -33,11 +34,13 @@ def free_slots(position: int, chunk_tokens: int, lo: int, hi: int, num_candidate
 class MetricTotals:
     recall: dict[float, list[float]] = field(default_factory=dict)
     coverage: dict[float, list[float]] = field(default_factory=dict)
+    top: dict[float, list[float]] = field(default_factory=dict)
     f1: list[float] = field(default_factory=list)
 
     def summary(self) -> dict[str, float]:
         out = {f"recall@{b:g}": float(np.mean(v)) if v else float("nan") for b, v in self.recall.items()}
         out.update({f"coverage@{b:g}": float(np.mean(v)) for b, v in self.coverage.items()})
+        out.update({f"top@{b:g}": float(np.mean(v)) if v else float("nan") for b, v in self.top.items()})
         out["f1@0.5"] = float(np.mean(self.f1)) if self.f1 else float("nan")
         return out
 
@@ -48,7 +51,7 @@ def evaluate(dump: Dump, refreshes: Iterable[int], scorer: Scorer, cfg: SamplerC
     """Means over refreshes; recall and F1 skip refreshes without positives among the unforced
     chunks. next_position: the positives are the golden chunks of position t alone (what a scorer
     refreshed every step needs) instead of the whole lookahead window."""
-    totals = MetricTotals({b: [] for b in budgets}, {b: [] for b in budgets})
+    totals = MetricTotals({b: [] for b in budgets}, {b: [] for b in budgets}, {b: [] for b in budgets})
     min_layers = cfg.min_layers if cfg.min_layers is not None else int(dump.meta["min_layers"])
     for r in refreshes:
         ref = dump.refresh(int(r), cfg.min_layers)
@@ -69,6 +72,9 @@ def evaluate(dump: Dump, refreshes: Iterable[int], scorer: Scorer, cfg: SamplerC
                 totals.recall[b].append(len(np.intersect1d(chosen, positives)) / len(positives))
             if total_mass > 0:
                 totals.coverage[b].append((forced_mass + float(ref.future_mass[chosen].sum())) / total_mass)
+            if hi > lo and ref.future_mass[lo:hi].max() > 0:
+                most = lo + int(np.argmax(ref.future_mass[lo:hi]))
+                totals.top[b].append(float(most in chosen))
         if probabilities and len(positives):
             predicted = lo + np.flatnonzero(scores[lo:hi] > 0.5)
             hits = len(np.intersect1d(predicted, positives))

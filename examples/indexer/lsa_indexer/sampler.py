@@ -64,6 +64,39 @@ def sample_batch(dump: Dump, refreshes: np.ndarray, query_tap: int, key_tap: int
     return batch
 
 
+@dataclass
+class ListBatch:
+    query: np.ndarray  # [B, d]
+    chunks: np.ndarray  # [B, W, d]
+    mass: np.ndarray  # [B, W]: the window's attention on each candidate
+    mask: np.ndarray  # [B, W]
+
+
+def sample_lists(dump: Dump, refreshes: np.ndarray, query_tap: int, key_tap: int, cfg: SamplerConfig,
+                 width: int, rng: np.random.Generator) -> ListBatch:
+    """One row per refresh with every unforced candidate and its future attention mass (a random
+    `width` of them when there are more), zero-padded to `width`: the listwise loss's input."""
+    b, d = len(refreshes), int(dump.meta["d_model"])
+    qi, ki = dump.tap_index(query_tap), dump.tap_index(key_tap)
+    batch = ListBatch(np.zeros((b, d), np.float32), np.zeros((b, width, d), np.float32),
+                      np.zeros((b, width), np.float32), np.zeros((b, width), np.float32))
+    for row, r in enumerate(refreshes):
+        r = int(r)
+        position = int(dump.refresh_position[r])
+        c_lo, c_hi = int(dump.candidate_offsets[r]), int(dump.candidate_offsets[r + 1])
+        lo, hi = unforced_range(position, c_hi - c_lo, dump.chunk_tokens, cfg)
+        chosen = np.arange(lo, hi)
+        if len(chosen) > width:
+            chosen = np.sort(rng.choice(chosen, width, replace=False))
+        first = int(dump.doc_chunk_offsets[int(dump.refresh_doc[r])])
+        n = len(chosen)
+        batch.query[row] = dump.query_features[r, qi]
+        batch.chunks[row, :n] = dump.chunk_features[first + chosen, ki]
+        batch.mass[row, :n] = dump.future_mass[c_lo + chosen]
+        batch.mask[row, :n] = 1.0
+    return batch
+
+
 def refresh_weights(dump: Dump, refreshes: np.ndarray, special_weight: float) -> np.ndarray:
     """Sampling probabilities: refreshes in a question or an answer count special_weight times."""
     kinds = np.asarray(dump.refresh_kind)[refreshes]

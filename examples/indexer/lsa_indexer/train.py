@@ -34,9 +34,9 @@ import optax  # noqa: E402
 
 from . import export, metrics  # noqa: E402
 from .dump import Dump, Refresh  # noqa: E402
-from .loss import binary_loss  # noqa: E402
+from .loss import binary_loss, mass_ranking_loss  # noqa: E402
 from .model import IndexerShape, Params, init_params, keys, queries, score_logits  # noqa: E402
-from .sampler import SamplerConfig, refresh_weights, sample_batch  # noqa: E402
+from .sampler import SamplerConfig, refresh_weights, sample_batch, sample_lists  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,8 @@ class TrainConfig:
     warmup: int = 100
     focal_gamma: float = 0.0
     special_weight: float = 2.0
+    rank_weight: float = 1.0  # weight of the listwise attention-mass loss beside BCE (0: BCE only)
+    list_width: int = 256  # candidates per refresh in the listwise loss
     eval_every: int = 100
     patience: int = 8
     seed: int = 0
@@ -101,9 +103,14 @@ def train(dump: Dump, cfg: TrainConfig, sampler: SamplerConfig, log=print) -> tu
     state = opt.init(params)
 
     @jax.jit
-    def step(params, state, query, chunks, labels, mask):
+    def step(params, state, query, chunks, labels, mask, lists):
         def loss_fn(p):
-            return binary_loss(score_logits(p, shape, query, chunks), labels, mask, cfg.focal_gamma)
+            loss = binary_loss(score_logits(p, shape, query, chunks), labels, mask, cfg.focal_gamma)
+            if lists is not None:
+                l_query, l_chunks, l_mass, l_mask = lists
+                ranking = mass_ranking_loss(score_logits(p, shape, l_query, l_chunks), l_mass, l_mask)
+                loss = loss + cfg.rank_weight * ranking
+            return loss
 
         loss, grads = jax.value_and_grad(loss_fn)(params)
         updates, state = opt.update(grads, state, params)
@@ -117,7 +124,11 @@ def train(dump: Dump, cfg: TrainConfig, sampler: SamplerConfig, log=print) -> tu
     for i in range(1, cfg.steps + 1):
         chosen = rng.choice(train_refreshes, cfg.batch, p=weights)
         b = sample_batch(dump, chosen, cfg.query_tap, cfg.key_tap, sampler, rng)
-        params, state, loss = step(params, state, b.query, b.chunks, b.labels, b.mask)
+        lists = None
+        if cfg.rank_weight > 0:
+            lb = sample_lists(dump, chosen, cfg.query_tap, cfg.key_tap, sampler, cfg.list_width, rng)
+            lists = (lb.query, lb.chunks, lb.mass, lb.mask)
+        params, state, loss = step(params, state, b.query, b.chunks, b.labels, b.mask, lists)
         losses.append(float(loss))
         if i % cfg.eval_every == 0 or i == cfg.steps:
             scorer = make_scorer(params, shape, dump, cfg.query_tap, cfg.key_tap)

@@ -3,7 +3,7 @@ from pathlib import Path
 import numpy as np
 
 from lsa_indexer.dump import Dump
-from lsa_indexer.sampler import SamplerConfig, refresh_weights, sample_batch, unforced_range
+from lsa_indexer.sampler import SamplerConfig, refresh_weights, sample_batch, sample_lists, unforced_range
 from planted_dump import write_planted_dump
 
 
@@ -40,3 +40,25 @@ def test_sampling_is_seeded_and_the_cache_forced_chunks_never_appear(tmp_path: P
     assert unforced_range(161, 10, 16, cfg) == (2, 5)   # the partial chunk counts as recent
     w = refresh_weights(d, np.arange(24), 8.0)  # refreshes 0 and 12 are question starts
     assert abs(w.sum() - 1) < 1e-12 and w[0] == 8 * w[1]
+
+
+def test_lists_hold_every_unforced_candidate_with_its_future_mass(tmp_path: Path) -> None:
+    d = Dump(write_planted_dump(tmp_path / "dump"))
+    cfg = SamplerConfig(sink_chunks=1, recent_chunks=2)
+    rows = np.arange(d.num_refreshes)
+    width = 256
+    b = sample_lists(d, rows, 30, 30, cfg, width, np.random.default_rng(3))
+    assert b.chunks.shape == (len(rows), width, 16) and b.mass.shape == (len(rows), width)
+    for i, r in enumerate(rows):
+        ref = d.refresh(int(r))
+        lo, hi = unforced_range(ref.position, ref.num_candidates, d.chunk_tokens, cfg)
+        n = hi - lo
+        assert n <= width and int(b.mask[i].sum()) == n and not b.mask[i, n:].any()
+        first = int(d.doc_chunk_offsets[ref.doc])
+        assert np.array_equal(b.chunks[i, :n], d.chunk_features[first + lo : first + hi, 0])
+        assert np.array_equal(b.mass[i, :n], ref.future_mass[lo:hi])
+    # More candidates than the width: a seeded random subset, mass and features kept together.
+    narrow = sample_lists(d, rows, 30, 30, cfg, 3, np.random.default_rng(3))
+    again = sample_lists(d, rows, 30, 30, cfg, 3, np.random.default_rng(3))
+    assert np.array_equal(narrow.chunks, again.chunks) and np.array_equal(narrow.mass, again.mass)
+    assert narrow.mask.sum() == sum(min(3, int(b.mask[i].sum())) for i in range(len(rows)))
