@@ -1,6 +1,7 @@
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from lsa_indexer import metrics
 from lsa_indexer.dump import Dump
@@ -9,14 +10,19 @@ from lsa_indexer.train import TrainConfig, make_scorer, train
 from planted_dump import write_planted_dump
 
 
-def test_a_tiny_training_run_learns_the_planted_rule(tmp_path: Path) -> None:
+# (rank weight, how far the training loss must fall): the listwise loss has a floor, the entropy
+# of each refresh's attention-mass distribution, so the sum of both losses falls by less.
+@pytest.mark.parametrize("rank_weight,loss_ratio", [(0.0, 0.8), (1.0, 0.9)])
+def test_a_tiny_training_run_learns_the_planted_rule(tmp_path: Path, rank_weight: float,
+                                                     loss_ratio: float) -> None:
     d = Dump(write_planted_dump(tmp_path / "dump", docs=40))
     cfg = TrainConfig(query_tap=30, key_tap=30, num_heads=4, head_dim=16, steps=300, batch=16,
-                      lr=3e-3, warmup=20, eval_every=50, patience=100, special_weight=1.0)
+                      lr=3e-3, warmup=20, eval_every=50, patience=100, special_weight=1.0,
+                      rank_weight=rank_weight)
     sampler = SamplerConfig(max_positives=16)
     params, shape, record = train(d, cfg, sampler, log=lambda s: None)
     first, last = record["validation"][0], record["validation"][-1]
-    assert last["loss"] < 0.8 * first["loss"]
+    assert last["loss"] < loss_ratio * first["loss"]
     _, val = d.split()
     learned = metrics.evaluate(d, val, make_scorer(params, shape, d, 30, 30), sampler)
     rng = np.random.default_rng(0)
