@@ -16,6 +16,12 @@
 namespace lsa_decode {
 namespace {
 
+// Runs a decode step's attention cuts its pages into, so that the KV heads' work spreads over the
+// threads: one per run_tokens of context, at most 8 (LlamaModel::set_attention_run_tokens).
+int64_t attention_parts(int64_t context, int64_t run_tokens) {
+  return run_tokens <= 0 ? 1 : std::clamp<int64_t>(context / run_tokens, 1, 8);
+}
+
 int32_t positive_int(const GgufFile& f, const char* key) {
   const int64_t v = f.get_int(key);
   if (v < 1 || v > (int64_t{1} << 30)) {
@@ -301,6 +307,7 @@ void LlamaModel::decode(int32_t token, int64_t pos, std::span<const KvPage> page
   const auto num_pages = static_cast<int64_t>(pages.size());
   // Per KV head (each written by one thread): mass of its query heads per page, then on itself.
   std::vector<float> group_mass(mass != nullptr ? static_cast<size_t>(KV * (num_pages + 1)) : 0);
+  std::vector<float> scores, partial;  // [KV][group][context] scores, [KV][parts][group][hd] sums
   if (mass != nullptr) {
     mass->num_layers = c.num_layers;
     mass->num_pages = static_cast<int32_t>(num_pages);
@@ -322,46 +329,85 @@ void LlamaModel::decode(int32_t token, int64_t pos, std::span<const KvPage> page
     std::copy_n(k, kv_dim, state.key.data() + l * kv_dim);
     if (kv == KvType::kF16) round_to_f16(k, 2 * kv_dim);  // K then V, as the page will hold them
     const int64_t layer_offset = l * page_tokens * kvf;
-    // Per KV head (in parallel): the `group` query heads that share it score every listed token
-    // page by page (S = Q K^T), softmax, then O = P V accumulated page by page. T is the stored
-    // element (float or hwy::float16_t).
+    // Per KV head, the `group` query heads that share it score every listed token page by page
+    // (S = Q K^T), softmax, then O = P V accumulated page by page. T is the stored element (float
+    // or hwy::float16_t). The pages are cut into `parts` runs (fixed by the context, never by the
+    // thread count, so the bits do not depend on it) and the work runs in parallel over (KV head,
+    // run): 3 KV heads alone would leave a thread idle. With one run the sums are the same as
+    // attending the whole list at once.
     auto attend = [&]<class T>(const T*) {
-      pool_.parallel_for(KV, 1, [&](int64_t g_begin, int64_t g_end) {
-        std::vector<float> s(static_cast<size_t>(group * context)),
-            part(static_cast<size_t>(group * hd));
-        for (int64_t g = g_begin; g < g_end; ++g) {
+      const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(num_pages, attention_parts(context, attention_run_tokens_)));
+      // Part i covers pages [part_page[i], part_page[i + 1]) and tokens from part_token[i].
+      std::vector<int64_t> part_page(static_cast<size_t>(parts + 1)), part_token(static_cast<size_t>(parts + 1));
+      for (int64_t i = 0, t = 0, pi = 0; i <= parts; ++i) {
+        const int64_t want = num_pages * i / parts;
+        for (; pi < want; ++pi) t += pages[pi].num_tokens;
+        part_page[i] = want;
+        part_token[i] = t;
+      }
+      const int64_t jobs = KV * parts;
+      scores.resize(static_cast<size_t>(KV * group * context));
+      partial.assign(static_cast<size_t>(jobs * group * hd), 0.0f);
+      pool_.parallel_for(jobs, 1, [&](int64_t begin, int64_t end) {
+        for (int64_t job = begin; job < end; ++job) {
+          const int64_t g = job / parts, part = job % parts;
           const float* qg = q + g * group * hd;
-          int64_t j = 0;
-          for (const KvPage& p : pages) {
+          float* s = scores.data() + g * group * context;
+          int64_t j = part_token[part];
+          for (int64_t i = part_page[part]; i < part_page[part + 1]; ++i) {
+            const KvPage& p = pages[i];
             matmul_rows(qg, group, hd, reinterpret_cast<const T*>(p.base) + layer_offset + g * hd,
-                        p.num_tokens, kvf, s.data() + j, context);
+                        p.num_tokens, kvf, s + j, context);
             j += p.num_tokens;
           }
-          float* o = att.data() + g * group * hd;
+        }
+      });
+      pool_.parallel_for(KV, 1, [&](int64_t begin, int64_t end) {
+        for (int64_t g = begin; g < end; ++g) {
+          const float* qg = q + g * group * hd;
           for (int64_t r = 0; r < group; ++r) {
-            float* row = s.data() + r * context;
-            row[j] = dot(qg + r * hd, k + g * hd, hd);
+            float* row = scores.data() + (g * group + r) * context;
+            row[context - 1] = dot(qg + r * hd, k + g * hd, hd);
             for (int64_t t = 0; t < context; ++t) row[t] *= scale;
             softmax(row, context);
-            std::fill(o + r * hd, o + (r + 1) * hd, 0.0f);
           }
-          j = 0;
-          for (const KvPage& p : pages) {
-            matmul_nn(s.data() + j, group, p.num_tokens, context,
+        }
+      });
+      pool_.parallel_for(jobs, 1, [&](int64_t begin, int64_t end) {
+        std::vector<float> page_out(static_cast<size_t>(group * hd));
+        for (int64_t job = begin; job < end; ++job) {
+          const int64_t g = job / parts, part = job % parts;
+          const float* s = scores.data() + g * group * context;
+          float* acc = partial.data() + job * group * hd;
+          int64_t j = part_token[part];
+          for (int64_t i = part_page[part]; i < part_page[part + 1]; ++i) {
+            const KvPage& p = pages[i];
+            matmul_nn(s + j, group, p.num_tokens, context,
                       reinterpret_cast<const T*>(p.base) + layer_offset + kv_dim + g * hd, hd, kvf,
-                      part.data(), hd);
-            for (int64_t i = 0; i < group * hd; ++i) o[i] += part[i];
+                      page_out.data(), hd);
+            for (int64_t e = 0; e < group * hd; ++e) acc[e] += page_out[e];
             j += p.num_tokens;
           }
-          for (int64_t r = 0; r < group; ++r) axpy(s[r * context + j], v + g * hd, o + r * hd, hd);
+        }
+      });
+      pool_.parallel_for(KV, 1, [&](int64_t begin, int64_t end) {
+        for (int64_t g = begin; g < end; ++g) {
+          const float* s = scores.data() + g * group * context;
+          float* o = att.data() + g * group * hd;
+          std::fill(o, o + group * hd, 0.0f);
+          for (int64_t part = 0; part < parts; ++part) {
+            const float* acc = partial.data() + (g * parts + part) * group * hd;
+            for (int64_t e = 0; e < group * hd; ++e) o[e] += acc[e];
+          }
+          for (int64_t r = 0; r < group; ++r) axpy(s[r * context + context - 1], v + g * hd, o + r * hd, hd);
           if (!group_mass.empty()) {
             float* out = group_mass.data() + g * (num_pages + 1);
             std::fill(out, out + num_pages + 1, 0.0f);
             for (int64_t r = 0; r < group; ++r) {
-              const float* row = s.data() + r * context;
+              const float* row = s + r * context;
               int64_t t = 0;
               for (int64_t i = 0; i < num_pages; ++i) {
-                for (const int64_t end = t + pages[i].num_tokens; t < end; ++t) out[i] += row[t];
+                for (const int64_t end_t = t + pages[i].num_tokens; t < end_t; ++t) out[i] += row[t];
               }
               out[num_pages] += row[t];
             }
