@@ -307,7 +307,21 @@ void LlamaModel::decode(int32_t token, int64_t pos, std::span<const KvPage> page
   const auto num_pages = static_cast<int64_t>(pages.size());
   // Per KV head (each written by one thread): mass of its query heads per page, then on itself.
   std::vector<float> group_mass(mass != nullptr ? static_cast<size_t>(KV * (num_pages + 1)) : 0);
-  std::vector<float> scores, partial;  // [KV][group][context] scores, [KV][parts][group][hd] sums
+  // The runs of pages a step's attention is cut into (the same for every layer): run i covers
+  // pages [part_page[i], part_page[i + 1]) and tokens from part_token[i].
+  const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(num_pages, attention_parts(context, attention_run_tokens_)));
+  std::vector<int64_t> part_page(static_cast<size_t>(parts + 1)), part_token(static_cast<size_t>(parts + 1));
+  for (int64_t i = 0, t = 0, pi = 0; i <= parts; ++i) {
+    const int64_t want = num_pages * i / parts;
+    for (; pi < want; ++pi) t += pages[pi].num_tokens;
+    part_page[i] = want;
+    part_token[i] = t;
+  }
+  const int64_t jobs = KV * parts;
+  // [KV][group][context] scores, [KV][parts][group][hd] partial sums and one page's P V per job,
+  // reused by every layer.
+  std::vector<float> scores(static_cast<size_t>(KV * group * context)),
+      partial(static_cast<size_t>(jobs * group * hd)), page_outs(partial.size());
   if (mass != nullptr) {
     mass->num_layers = c.num_layers;
     mass->num_pages = static_cast<int32_t>(num_pages);
@@ -336,18 +350,7 @@ void LlamaModel::decode(int32_t token, int64_t pos, std::span<const KvPage> page
     // run): 3 KV heads alone would leave a thread idle. With one run the sums are the same as
     // attending the whole list at once.
     auto attend = [&]<class T>(const T*) {
-      const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(num_pages, attention_parts(context, attention_run_tokens_)));
-      // Part i covers pages [part_page[i], part_page[i + 1]) and tokens from part_token[i].
-      std::vector<int64_t> part_page(static_cast<size_t>(parts + 1)), part_token(static_cast<size_t>(parts + 1));
-      for (int64_t i = 0, t = 0, pi = 0; i <= parts; ++i) {
-        const int64_t want = num_pages * i / parts;
-        for (; pi < want; ++pi) t += pages[pi].num_tokens;
-        part_page[i] = want;
-        part_token[i] = t;
-      }
-      const int64_t jobs = KV * parts;
-      scores.resize(static_cast<size_t>(KV * group * context));
-      partial.assign(static_cast<size_t>(jobs * group * hd), 0.0f);
+      std::fill(partial.begin(), partial.end(), 0.0f);
       pool_.parallel_for(jobs, 1, [&](int64_t begin, int64_t end) {
         for (int64_t job = begin; job < end; ++job) {
           const int64_t g = job / parts, part = job % parts;
@@ -374,8 +377,8 @@ void LlamaModel::decode(int32_t token, int64_t pos, std::span<const KvPage> page
         }
       });
       pool_.parallel_for(jobs, 1, [&](int64_t begin, int64_t end) {
-        std::vector<float> page_out(static_cast<size_t>(group * hd));
         for (int64_t job = begin; job < end; ++job) {
+          float* page_out = page_outs.data() + job * group * hd;
           const int64_t g = job / parts, part = job % parts;
           const float* s = scores.data() + g * group * context;
           float* acc = partial.data() + job * group * hd;
@@ -384,7 +387,7 @@ void LlamaModel::decode(int32_t token, int64_t pos, std::span<const KvPage> page
             const KvPage& p = pages[i];
             matmul_nn(s + j, group, p.num_tokens, context,
                       reinterpret_cast<const T*>(p.base) + layer_offset + kv_dim + g * hd, hd, kvf,
-                      page_out.data(), hd);
+                      page_out, hd);
             for (int64_t e = 0; e < group * hd; ++e) acc[e] += page_out[e];
             j += p.num_tokens;
           }
