@@ -180,7 +180,8 @@ constexpr int kNnRows = 6, kNnCols = 2;
 
 // y rows yr[0..R) = x rows xr[0..R) times b over k, for the C vectors of columns at b (`left` of
 // them inside the matrix; kFull: all of them, no masks).
-template <int R, int C, bool kFull, class TB>
+// kAdd: y += x b instead of y = x b.
+template <int R, int C, bool kFull, bool kAdd, class TB>
 HWY_INLINE void matmul_nn_block(const float* const* xr, int64_t k, const TB* b, int64_t left,
                                 int64_t ldb, float* const* yr) {
   const DF df;
@@ -193,7 +194,15 @@ HWY_INLINE void matmul_nn_block(const float* const* xr, int64_t k, const TB* b, 
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 8
-    for (int c = 0; c < C; ++c) acc[r][c] = hn::Zero(df);
+    for (int c = 0; c < C; ++c) {
+      if constexpr (!kAdd) {
+        acc[r][c] = hn::Zero(df);
+      } else if constexpr (kFull) {
+        acc[r][c] = hn::LoadU(df, yr[r] + c * N);
+      } else {
+        acc[r][c] = hn::MaskedLoad(mask[c], df, yr[r] + c * N);
+      }
+    }
   for (int64_t kk = 0; kk < k; ++kk) {
     const TB* brow = b + kk * ldb;
     VF bv[C];
@@ -228,16 +237,16 @@ HWY_INLINE void matmul_nn_block(const float* const* xr, int64_t k, const TB* b, 
 
 // The block for `rows` (1..R) rows: no work on rows past the end (decode has 3 query heads per
 // KV head, fewer than a block).
-template <int R, bool kFull, class TB>
+template <int R, bool kFull, bool kAdd, class TB>
 HWY_INLINE void matmul_nn_rows(int rows, const float* const* xr, int64_t k, const TB* b,
                                int64_t left, int64_t ldb, float* const* yr) {
   if constexpr (R > 1) {
-    if (rows < R) return matmul_nn_rows<R - 1, kFull>(rows, xr, k, b, left, ldb, yr);
+    if (rows < R) return matmul_nn_rows<R - 1, kFull, kAdd>(rows, xr, k, b, left, ldb, yr);
   }
-  matmul_nn_block<R, kNnCols, kFull>(xr, k, b, left, ldb, yr);
+  matmul_nn_block<R, kNnCols, kFull, kAdd>(xr, k, b, left, ldb, yr);
 }
 
-template <class TB>
+template <bool kAdd, class TB>
 void matmul_nn_of(const float* x, int64_t n, int64_t k, int64_t ldx, const TB* b, int64_t m,
                   int64_t ldb, float* y, int64_t ldy) {
   const int64_t width = kNnCols * static_cast<int64_t>(hn::Lanes(DF()));
@@ -252,9 +261,9 @@ void matmul_nn_of(const float* x, int64_t n, int64_t k, int64_t ldx, const TB* b
         yr[r] = y + (i0 + r) * ldy + j0;
       }
       if (m - j0 >= width) {
-        matmul_nn_rows<kNnRows, true>(rows, xr, k, b + j0, m - j0, ldb, yr);
+        matmul_nn_rows<kNnRows, true, kAdd>(rows, xr, k, b + j0, m - j0, ldb, yr);
       } else {
-        matmul_nn_rows<kNnRows, false>(rows, xr, k, b + j0, m - j0, ldb, yr);
+        matmul_nn_rows<kNnRows, false, kAdd>(rows, xr, k, b + j0, m - j0, ldb, yr);
       }
     }
   }
@@ -262,12 +271,22 @@ void matmul_nn_of(const float* x, int64_t n, int64_t k, int64_t ldx, const TB* b
 
 void matmul_nn(const float* x, int64_t n, int64_t k, int64_t ldx, const float* b, int64_t m,
                int64_t ldb, float* y, int64_t ldy) {
-  matmul_nn_of(x, n, k, ldx, b, m, ldb, y, ldy);
+  matmul_nn_of<false>(x, n, k, ldx, b, m, ldb, y, ldy);
 }
 
 void matmul_nn_f16(const float* x, int64_t n, int64_t k, int64_t ldx, const hwy::float16_t* b,
                    int64_t m, int64_t ldb, float* y, int64_t ldy) {
-  matmul_nn_of(x, n, k, ldx, b, m, ldb, y, ldy);
+  matmul_nn_of<false>(x, n, k, ldx, b, m, ldb, y, ldy);
+}
+
+void matmul_nn_add(const float* x, int64_t n, int64_t k, int64_t ldx, const float* b, int64_t m,
+                   int64_t ldb, float* y, int64_t ldy) {
+  matmul_nn_of<true>(x, n, k, ldx, b, m, ldb, y, ldy);
+}
+
+void matmul_nn_add_f16(const float* x, int64_t n, int64_t k, int64_t ldx, const hwy::float16_t* b,
+                       int64_t m, int64_t ldb, float* y, int64_t ldy) {
+  matmul_nn_of<true>(x, n, k, ldx, b, m, ldb, y, ldy);
 }
 
 // Rounds to binary16, ties to even. Highway's DemoteTo does so where the CPU converts (F16C on
@@ -329,6 +348,33 @@ double softmax(float* x, int64_t n) {
     hn::BlendedStore(hn::Mul(hn::MaskedLoad(m, df, x + k), inv), m, df, x + k);
   }
   return std::log(sum) + mx;
+}
+
+float exp_sum(float* x, int64_t n, float* running_max) {
+  const DF df;
+  const auto N = static_cast<int64_t>(hn::Lanes(df));
+  VF vmax = hn::Set(df, *running_max);
+  int64_t k = 0;
+  for (; k + N <= n; k += N) vmax = hn::Max(vmax, hn::LoadU(df, x + k));
+  if (k < n) {
+    const auto m = hn::FirstN(df, static_cast<size_t>(n - k));
+    vmax = hn::Max(vmax, hn::IfThenElse(m, hn::MaskedLoad(m, df, x + k), hn::Set(df, *running_max)));
+  }
+  *running_max = hn::GetLane(hn::MaxOfLanes(df, vmax));
+  const VF vs = hn::Set(df, *running_max);
+  VF vsum = hn::Zero(df);
+  for (k = 0; k + N <= n; k += N) {
+    const VF e = hn::Exp(df, hn::Sub(hn::LoadU(df, x + k), vs));
+    hn::StoreU(e, df, x + k);
+    vsum = hn::Add(vsum, e);
+  }
+  if (k < n) {
+    const auto m = hn::FirstN(df, static_cast<size_t>(n - k));
+    const VF e = hn::IfThenElseZero(m, hn::Exp(df, hn::Sub(hn::MaskedLoad(m, df, x + k), vs)));
+    hn::BlendedStore(e, m, df, x + k);
+    vsum = hn::Add(vsum, e);
+  }
+  return hn::GetLane(hn::SumOfLanes(df, vsum));
 }
 
 // silu(g) * u = g / (1 + exp(-g)) * u. exp's argument is capped at 88 (exp(88) is finite in
@@ -393,7 +439,10 @@ HWY_EXPORT(matmul_range);
 HWY_EXPORT(matmul_range_f16);
 HWY_EXPORT(matmul_nn);
 HWY_EXPORT(matmul_nn_f16);
+HWY_EXPORT(matmul_nn_add);
+HWY_EXPORT(matmul_nn_add_f16);
 HWY_EXPORT(to_f16);
+HWY_EXPORT(exp_sum);
 HWY_EXPORT(softmax);
 HWY_EXPORT(silu_mul);
 HWY_EXPORT(dot);
@@ -429,6 +478,16 @@ void matmul_nn(const float* x, int64_t n, int64_t k, int64_t ldx, const float* b
 void matmul_nn(const float* x, int64_t n, int64_t k, int64_t ldx, const hwy::float16_t* b,
                int64_t m, int64_t ldb, float* y, int64_t ldy) {
   HWY_DYNAMIC_DISPATCH(matmul_nn_f16)(x, n, k, ldx, b, m, ldb, y, ldy);
+}
+
+void matmul_nn_add(const float* x, int64_t n, int64_t k, int64_t ldx, const float* b, int64_t m,
+                   int64_t ldb, float* y, int64_t ldy) {
+  HWY_DYNAMIC_DISPATCH(matmul_nn_add)(x, n, k, ldx, b, m, ldb, y, ldy);
+}
+
+void matmul_nn_add(const float* x, int64_t n, int64_t k, int64_t ldx, const hwy::float16_t* b,
+                   int64_t m, int64_t ldb, float* y, int64_t ldy) {
+  HWY_DYNAMIC_DISPATCH(matmul_nn_add_f16)(x, n, k, ldx, b, m, ldb, y, ldy);
 }
 
 void to_f16(const float* in, hwy::float16_t* out, int64_t n) {
@@ -469,6 +528,10 @@ float dot(const float* a, const float* b, int64_t n) { return HWY_DYNAMIC_DISPAT
 void axpy(float a, const float* x, float* y, int64_t n) { HWY_DYNAMIC_DISPATCH(axpy)(a, x, y, n); }
 
 double softmax(float* x, int64_t n) { return HWY_DYNAMIC_DISPATCH(softmax)(x, n); }
+
+float exp_sum(float* x, int64_t n, float* running_max) {
+  return HWY_DYNAMIC_DISPATCH(exp_sum)(x, n, running_max);
+}
 
 }  // namespace lsa_decode
 

@@ -37,6 +37,12 @@ void matmul_nn(const float* x, int64_t n, int64_t k, int64_t ldx, const float* b
 void matmul_nn(const float* x, int64_t n, int64_t k, int64_t ldx, const hwy::float16_t* b,
                int64_t m, int64_t ldb, float* y, int64_t ldy);
 
+/// y[i][j] += sum_k x[i][k] * b[k][j]: matmul_nn accumulating into y (attention's running P V).
+void matmul_nn_add(const float* x, int64_t n, int64_t k, int64_t ldx, const float* b, int64_t m,
+                   int64_t ldb, float* y, int64_t ldy);
+void matmul_nn_add(const float* x, int64_t n, int64_t k, int64_t ldx, const hwy::float16_t* b,
+                   int64_t m, int64_t ldb, float* y, int64_t ldy);
+
 /// out[i] = in[i] rounded to binary16, ties to even (overflow: infinity); the same bits on every
 /// target (ops/f16.hpp).
 void to_f16(const float* in, hwy::float16_t* out, int64_t n);
@@ -61,5 +67,9 @@ void axpy(float a, const float* x, float* y, int64_t n);
 
 /// In-place softmax over n values; returns log(sum(exp(x - max))) + max (the log normalizer).
 double softmax(float* x, int64_t n);
+
+/// A step of a running softmax: *running_max = max(*running_max, x[i]), then x[i] = exp(x[i] -
+/// *running_max) in place; returns their sum (fp32: for short rows, such as one KV page's).
+float exp_sum(float* x, int64_t n, float* running_max);
 
 }  // namespace lsa_decode

@@ -11,16 +11,11 @@
 #include "gguf.hpp"
 #include "kernels.hpp"
 #include "ops/quant_matmul.hpp"
+#include "page_attention.hpp"
 #include "quant.hpp"
 
 namespace lsa_decode {
 namespace {
-
-// Runs a decode step's attention cuts its pages into, so that the KV heads' work spreads over the
-// threads: one per run_tokens of context, at most 8 (LlamaModel::set_attention_run_tokens).
-int64_t attention_parts(int64_t context, int64_t run_tokens) {
-  return run_tokens <= 0 ? 1 : std::clamp<int64_t>(context / run_tokens, 1, 8);
-}
 
 int32_t positive_int(const GgufFile& f, const char* key) {
   const int64_t v = f.get_int(key);
@@ -286,9 +281,7 @@ void LlamaModel::decode(int32_t token, int64_t pos, std::span<const KvPage> page
   const ModelConfig& c = config_;
   if (token < 0 || token >= c.vocab_size) throw DecodeError(fmt::format("token id {} is outside the vocabulary", token));
   const int64_t d = c.d_model, hd = c.head_dim, H = c.num_heads, KV = c.num_kv_heads;
-  const int64_t q_dim = H * hd, kv_dim = KV * hd, group = H / KV, kvf = c.kv_floats();
-  int64_t context = 1;
-  for (const KvPage& p : pages) context += p.num_tokens;
+  const int64_t q_dim = H * hd, kv_dim = KV * hd, kvf = c.kv_floats();
   std::vector<float> x(d), h(d), att(q_dim), tmp(d), gate(c.ffn_dim), up(c.ffn_dim);
   token_embd_.dequantize_row(token, x.data());
   state.kv.resize(c.num_layers * kvf);
@@ -303,25 +296,10 @@ void LlamaModel::decode(int32_t token, int64_t pos, std::span<const KvPage> page
       if (hidden_layers[t] == l) std::copy_n(x.data(), d, state.hidden.data() + t * d);
     }
   };
-  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   const auto num_pages = static_cast<int64_t>(pages.size());
-  // Per KV head (each written by one thread): mass of its query heads per page, then on itself.
-  std::vector<float> group_mass(mass != nullptr ? static_cast<size_t>(KV * (num_pages + 1)) : 0);
-  // The runs of pages a step's attention is cut into (the same for every layer): run i covers
-  // pages [part_page[i], part_page[i + 1]) and tokens from part_token[i].
-  const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(num_pages, attention_parts(context, attention_run_tokens_)));
-  std::vector<int64_t> part_page(static_cast<size_t>(parts + 1)), part_token(static_cast<size_t>(parts + 1));
-  for (int64_t i = 0, t = 0, pi = 0; i <= parts; ++i) {
-    const int64_t want = num_pages * i / parts;
-    for (; pi < want; ++pi) t += pages[pi].num_tokens;
-    part_page[i] = want;
-    part_token[i] = t;
-  }
-  const int64_t jobs = KV * parts;
-  // [KV][group][context] scores, [KV][parts][group][hd] partial sums and one page's P V per job,
-  // reused by every layer.
-  std::vector<float> scores(static_cast<size_t>(KV * group * context)),
-      partial(static_cast<size_t>(jobs * group * hd)), page_outs(partial.size());
+  const PageRuns runs = cut_into_runs(pages, attention_run_tokens_);
+  PageAttentionScratch scratch;
+  std::vector<float> layer_mass(mass != nullptr ? static_cast<size_t>(num_pages + 1) : 0);
   if (mass != nullptr) {
     mass->num_layers = c.num_layers;
     mass->num_pages = static_cast<int32_t>(num_pages);
@@ -342,94 +320,17 @@ void LlamaModel::decode(int32_t token, int64_t pos, std::span<const KvPage> page
     rope(k, KV, hd, pos, c.rope_theta);
     std::copy_n(k, kv_dim, state.key.data() + l * kv_dim);
     if (kv == KvType::kF16) round_to_f16(k, 2 * kv_dim);  // K then V, as the page will hold them
-    const int64_t layer_offset = l * page_tokens * kvf;
-    // Per KV head, the `group` query heads that share it score every listed token page by page
-    // (S = Q K^T), softmax, then O = P V accumulated page by page. T is the stored element (float
-    // or hwy::float16_t). The pages are cut into `parts` runs (fixed by the context, never by the
-    // thread count, so the bits do not depend on it) and the work runs in parallel over (KV head,
-    // run): 3 KV heads alone would leave a thread idle. With one run the sums are the same as
-    // attending the whole list at once.
-    auto attend = [&]<class T>(const T*) {
-      std::fill(partial.begin(), partial.end(), 0.0f);
-      pool_.parallel_for(jobs, 1, [&](int64_t begin, int64_t end) {
-        for (int64_t job = begin; job < end; ++job) {
-          const int64_t g = job / parts, part = job % parts;
-          const float* qg = q + g * group * hd;
-          float* s = scores.data() + g * group * context;
-          int64_t j = part_token[part];
-          for (int64_t i = part_page[part]; i < part_page[part + 1]; ++i) {
-            const KvPage& p = pages[i];
-            matmul_rows(qg, group, hd, reinterpret_cast<const T*>(p.base) + layer_offset + g * hd,
-                        p.num_tokens, kvf, s + j, context);
-            j += p.num_tokens;
-          }
-        }
-      });
-      pool_.parallel_for(KV, 1, [&](int64_t begin, int64_t end) {
-        for (int64_t g = begin; g < end; ++g) {
-          const float* qg = q + g * group * hd;
-          for (int64_t r = 0; r < group; ++r) {
-            float* row = scores.data() + (g * group + r) * context;
-            row[context - 1] = dot(qg + r * hd, k + g * hd, hd);
-            for (int64_t t = 0; t < context; ++t) row[t] *= scale;
-            softmax(row, context);
-          }
-        }
-      });
-      pool_.parallel_for(jobs, 1, [&](int64_t begin, int64_t end) {
-        for (int64_t job = begin; job < end; ++job) {
-          float* page_out = page_outs.data() + job * group * hd;
-          const int64_t g = job / parts, part = job % parts;
-          const float* s = scores.data() + g * group * context;
-          float* acc = partial.data() + job * group * hd;
-          int64_t j = part_token[part];
-          for (int64_t i = part_page[part]; i < part_page[part + 1]; ++i) {
-            const KvPage& p = pages[i];
-            matmul_nn(s + j, group, p.num_tokens, context,
-                      reinterpret_cast<const T*>(p.base) + layer_offset + kv_dim + g * hd, hd, kvf,
-                      page_out, hd);
-            for (int64_t e = 0; e < group * hd; ++e) acc[e] += page_out[e];
-            j += p.num_tokens;
-          }
-        }
-      });
-      pool_.parallel_for(KV, 1, [&](int64_t begin, int64_t end) {
-        for (int64_t g = begin; g < end; ++g) {
-          const float* s = scores.data() + g * group * context;
-          float* o = att.data() + g * group * hd;
-          std::fill(o, o + group * hd, 0.0f);
-          for (int64_t part = 0; part < parts; ++part) {
-            const float* acc = partial.data() + (g * parts + part) * group * hd;
-            for (int64_t e = 0; e < group * hd; ++e) o[e] += acc[e];
-          }
-          for (int64_t r = 0; r < group; ++r) axpy(s[r * context + context - 1], v + g * hd, o + r * hd, hd);
-          if (!group_mass.empty()) {
-            float* out = group_mass.data() + g * (num_pages + 1);
-            std::fill(out, out + num_pages + 1, 0.0f);
-            for (int64_t r = 0; r < group; ++r) {
-              const float* row = s + r * context;
-              int64_t t = 0;
-              for (int64_t i = 0; i < num_pages; ++i) {
-                for (const int64_t end_t = t + pages[i].num_tokens; t < end_t; ++t) out[i] += row[t];
-              }
-              out[num_pages] += row[t];
-            }
-          }
-        }
-      });
-    };
+    const PageAttentionShape shape{H, KV, hd, kvf, l * page_tokens * kvf};
+    float* layer_mass_out = mass != nullptr ? layer_mass.data() : nullptr;
+    std::fill(layer_mass.begin(), layer_mass.end(), 0.0f);
     if (kv == KvType::kF16) {
-      attend(static_cast<const hwy::float16_t*>(nullptr));
+      attend_pages<hwy::float16_t>(pool_, pages, runs, shape, q, k, att.data(), layer_mass_out, scratch);
     } else {
-      attend(static_cast<const float*>(nullptr));
+      attend_pages<float>(pool_, pages, runs, shape, q, k, att.data(), layer_mass_out, scratch);
     }
     if (mass != nullptr) {
-      float* layer_pages = mass->pages.data() + l * num_pages;
-      for (int64_t g = 0; g < KV; ++g) {
-        const float* in = group_mass.data() + g * (num_pages + 1);
-        for (int64_t i = 0; i < num_pages; ++i) layer_pages[i] += in[i];
-        mass->self[l] += in[num_pages];
-      }
+      std::copy_n(layer_mass.data(), num_pages, mass->pages.data() + l * num_pages);
+      mass->self[l] = layer_mass[static_cast<size_t>(num_pages)];
     }
     matmul(pool_, att.data(), 1, L.wo, tmp.data());
     for (int64_t i = 0; i < d; ++i) x[i] += tmp[i];

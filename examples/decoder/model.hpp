@@ -115,10 +115,11 @@ class LlamaModel {
               KvType kv, TokenState& state, std::vector<float>& logits,
               AttentionMass* mass = nullptr, const ForwardTaps* taps = nullptr) const;
 
-  /// A decode step's attention runs in parallel over (KV head, run of pages), one run per
-  /// `tokens` of context, at most 8 (default 1,024: a context under 2,048 tokens is one run, as
-  /// is any context with tokens <= 0). The runs depend only on the context, never on the thread
-  /// count, so the logits do not either; a different run length changes the summation order.
+  /// A decode step's attention (page_attention.hpp) runs in parallel over runs of pages, one run
+  /// per `tokens` of context, at most kMaxRuns (default 512: a context under 1,024 tokens is one
+  /// run, as is any context with tokens <= 0). The runs depend only on the context, never on the
+  /// thread count, so the logits do not either; a different run length changes the summation
+  /// order.
   void set_attention_run_tokens(int64_t tokens) { attention_run_tokens_ = tokens; }
 
  private:
@@ -138,7 +139,7 @@ class LlamaModel {
   std::vector<float> output_norm_;
   std::vector<Layer> layers_;
   mutable ThreadPool pool_;
-  int64_t attention_run_tokens_ = 1024;
+  int64_t attention_run_tokens_ = 512;
 };
 
 }  // namespace lsa_decode

@@ -190,5 +190,8 @@ TEST_CASE("f16 products equal fp32 products of the widened operands", "[decoder]
     lsa_decode::matmul_nn(a.data(), n, tokens, tokens, kv.data(), d, d, c.data(), d);
     lsa_decode::matmul_nn(a.data(), n, tokens, tokens, wide.data(), d, d, e.data(), d);
     CHECK(c == e);
+    lsa_decode::matmul_nn_add(a.data(), n, tokens, tokens, kv.data(), d, d, c.data(), d);
+    lsa_decode::matmul_nn_add(a.data(), n, tokens, tokens, wide.data(), d, d, e.data(), d);
+    CHECK(c == e);
   });
 }

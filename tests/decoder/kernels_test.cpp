@@ -72,8 +72,9 @@ TEST_CASE("fp32 nn products match the double reference on every target", "[decod
           const int64_t ldx = k + 1, ldb = m + 3, ldy = m + 2;
           const std::vector<float> x = normal_floats(static_cast<size_t>(n * ldx), ++seed);
           const std::vector<float> b = normal_floats(static_cast<size_t>(k * ldb), ++seed);
-          std::vector<float> y(static_cast<size_t>(n * ldy), 7.0f);
+          std::vector<float> y(static_cast<size_t>(n * ldy), 7.0f), acc = y;
           lsa_decode::matmul_nn(x.data(), n, k, ldx, b.data(), m, ldb, y.data(), ldy);
+          lsa_decode::matmul_nn_add(x.data(), n, k, ldx, b.data(), m, ldb, acc.data(), ldy);  // 7 + x b
           for (int64_t i = 0; i < n; ++i) {
             for (int64_t j = 0; j < m; ++j) {
               double s = 0.0, a = 0.0;
@@ -82,8 +83,10 @@ TEST_CASE("fp32 nn products match the double reference on every target", "[decod
                 a += std::abs(double(x[i * ldx + kk]) * b[kk * ldb + j]);
               }
               REQUIRE(std::abs(y[i * ldy + j] - s) <= 1e-5 * a + 1e-30);
+              REQUIRE(std::abs(acc[i * ldy + j] - (7.0 + s)) <= 1e-5 * (a + 7.0));
             }
             for (int64_t j = m; j < ldy; ++j) REQUIRE(y[i * ldy + j] == 7.0f);
+            for (int64_t j = m; j < ldy; ++j) REQUIRE(acc[i * ldy + j] == 7.0f);
           }
         }
       }
@@ -91,7 +94,7 @@ TEST_CASE("fp32 nn products match the double reference on every target", "[decod
   });
 }
 
-TEST_CASE("softmax, silu, dot and axpy match the double reference on every target",
+TEST_CASE("softmax, running exp sums, silu, dot and axpy match the double reference on every target",
           "[decoder][kernels]") {
   for_each_target([](const std::string&) {
     uint64_t seed = 90;
@@ -112,6 +115,23 @@ TEST_CASE("softmax, silu, dot and axpy match the double reference on every targe
         total += x[i];
       }
       CHECK(total == Approx(1.0).epsilon(1e-5));
+
+      // One step of a running softmax: from a running maximum below the row's and above it.
+      for (const float start : {-INFINITY, float(mx) + 3.0f}) {
+        INFO("running max " << start);
+        std::vector<float> e = orig;
+        float running = start;
+        const float got = lsa_decode::exp_sum(e.data(), n, &running);
+        const double top = std::max(mx, double(start));
+        CHECK(running == float(top));
+        double want_sum = 0.0;
+        for (int64_t i = 0; i < n; ++i) {
+          const double want = std::exp(double(orig[i]) - top);
+          REQUIRE(std::abs(e[i] - want) <= 1e-6 * want + 1e-12);  // absolute: the sum is at least exp(-3)
+          want_sum += want;
+        }
+        CHECK(got == Approx(want_sum).epsilon(1e-5));
+      }
 
       std::vector<float> gate = normal_floats(static_cast<size_t>(n), ++seed, 6.0f);
       gate[0] = -150.0f;  // exp(-gate) overflows float
