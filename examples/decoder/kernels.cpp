@@ -362,11 +362,18 @@ float exp_sum(float* x, int64_t n, float* running_max) {
   }
   *running_max = hn::GetLane(hn::MaxOfLanes(df, vmax));
   const VF vs = hn::Set(df, *running_max);
+  double sum = 0.0;
   VF vsum = hn::Zero(df);
+  int pending = 0;
   for (k = 0; k + N <= n; k += N) {
     const VF e = hn::Exp(df, hn::Sub(hn::LoadU(df, x + k), vs));
     hn::StoreU(e, df, x + k);
     vsum = hn::Add(vsum, e);
+    if (++pending == kFlushVectors) {
+      sum += hn::GetLane(hn::SumOfLanes(df, vsum));
+      vsum = hn::Zero(df);
+      pending = 0;
+    }
   }
   if (k < n) {
     const auto m = hn::FirstN(df, static_cast<size_t>(n - k));
@@ -374,7 +381,7 @@ float exp_sum(float* x, int64_t n, float* running_max) {
     hn::BlendedStore(e, m, df, x + k);
     vsum = hn::Add(vsum, e);
   }
-  return hn::GetLane(hn::SumOfLanes(df, vsum));
+  return static_cast<float>(sum + hn::GetLane(hn::SumOfLanes(df, vsum)));
 }
 
 // silu(g) * u = g / (1 + exp(-g)) * u. exp's argument is capped at 88 (exp(88) is finite in

@@ -69,7 +69,8 @@ void axpy(float a, const float* x, float* y, int64_t n);
 double softmax(float* x, int64_t n);
 
 /// A step of a running softmax: *running_max = max(*running_max, x[i]), then x[i] = exp(x[i] -
-/// *running_max) in place; returns their sum (fp32: for short rows, such as one KV page's).
+/// *running_max) in place; returns their sum (flushed into a double every 64 vectors, as softmax
+/// does, so long rows keep the precision of short ones).
 float exp_sum(float* x, int64_t n, float* running_max);
 
 }  // namespace lsa_decode
