@@ -308,64 +308,31 @@ void to_f16(const float* in, hwy::float16_t* out, int64_t n) {
 // rows lose no more precision than short ones.
 constexpr int kFlushVectors = 64;
 
-double softmax(float* x, int64_t n) {
+// max(start, x[0..n)).
+HWY_INLINE float max_of(const float* x, int64_t n, float start) {
   const DF df;
   const auto N = static_cast<int64_t>(hn::Lanes(df));
-  const VF neg_inf = hn::Set(df, -std::numeric_limits<float>::infinity());
-  VF vmax = neg_inf;
+  const VF vstart = hn::Set(df, start);
+  VF vmax = vstart;
   int64_t k = 0;
   for (; k + N <= n; k += N) vmax = hn::Max(vmax, hn::LoadU(df, x + k));
   if (k < n) {
     const auto m = hn::FirstN(df, static_cast<size_t>(n - k));
-    vmax = hn::Max(vmax, hn::IfThenElse(m, hn::MaskedLoad(m, df, x + k), neg_inf));
+    vmax = hn::Max(vmax, hn::IfThenElse(m, hn::MaskedLoad(m, df, x + k), vstart));
   }
-  const float mx = hn::GetLane(hn::MaxOfLanes(df, vmax));
-  const VF vmx = hn::Set(df, mx);
-  double sum = 0.0;
-  VF vsum = hn::Zero(df);
-  int pending = 0;
-  for (k = 0; k + N <= n; k += N) {
-    const VF e = hn::Exp(df, hn::Sub(hn::LoadU(df, x + k), vmx));
-    hn::StoreU(e, df, x + k);
-    vsum = hn::Add(vsum, e);
-    if (++pending == kFlushVectors) {
-      sum += hn::GetLane(hn::SumOfLanes(df, vsum));
-      vsum = hn::Zero(df);
-      pending = 0;
-    }
-  }
-  if (k < n) {
-    const auto m = hn::FirstN(df, static_cast<size_t>(n - k));
-    const VF e = hn::IfThenElseZero(m, hn::Exp(df, hn::Sub(hn::MaskedLoad(m, df, x + k), vmx)));
-    hn::BlendedStore(e, m, df, x + k);
-    vsum = hn::Add(vsum, e);
-  }
-  sum += hn::GetLane(hn::SumOfLanes(df, vsum));
-  const VF inv = hn::Set(df, static_cast<float>(1.0 / sum));
-  for (k = 0; k + N <= n; k += N) hn::StoreU(hn::Mul(hn::LoadU(df, x + k), inv), df, x + k);
-  if (k < n) {
-    const auto m = hn::FirstN(df, static_cast<size_t>(n - k));
-    hn::BlendedStore(hn::Mul(hn::MaskedLoad(m, df, x + k), inv), m, df, x + k);
-  }
-  return std::log(sum) + mx;
+  return hn::GetLane(hn::MaxOfLanes(df, vmax));
 }
 
-float exp_sum(float* x, int64_t n, float* running_max) {
+// x[i] = exp(x[i] - shift) in place; returns their sum.
+HWY_INLINE double exp_shifted_sum(float* x, int64_t n, float shift) {
   const DF df;
   const auto N = static_cast<int64_t>(hn::Lanes(df));
-  VF vmax = hn::Set(df, *running_max);
-  int64_t k = 0;
-  for (; k + N <= n; k += N) vmax = hn::Max(vmax, hn::LoadU(df, x + k));
-  if (k < n) {
-    const auto m = hn::FirstN(df, static_cast<size_t>(n - k));
-    vmax = hn::Max(vmax, hn::IfThenElse(m, hn::MaskedLoad(m, df, x + k), hn::Set(df, *running_max)));
-  }
-  *running_max = hn::GetLane(hn::MaxOfLanes(df, vmax));
-  const VF vs = hn::Set(df, *running_max);
+  const VF vs = hn::Set(df, shift);
   double sum = 0.0;
   VF vsum = hn::Zero(df);
   int pending = 0;
-  for (k = 0; k + N <= n; k += N) {
+  int64_t k = 0;
+  for (; k + N <= n; k += N) {
     const VF e = hn::Exp(df, hn::Sub(hn::LoadU(df, x + k), vs));
     hn::StoreU(e, df, x + k);
     vsum = hn::Add(vsum, e);
@@ -381,7 +348,27 @@ float exp_sum(float* x, int64_t n, float* running_max) {
     hn::BlendedStore(e, m, df, x + k);
     vsum = hn::Add(vsum, e);
   }
-  return static_cast<float>(sum + hn::GetLane(hn::SumOfLanes(df, vsum)));
+  return sum + hn::GetLane(hn::SumOfLanes(df, vsum));
+}
+
+double softmax(float* x, int64_t n) {
+  const DF df;
+  const auto N = static_cast<int64_t>(hn::Lanes(df));
+  const float mx = max_of(x, n, -std::numeric_limits<float>::infinity());
+  const double sum = exp_shifted_sum(x, n, mx);
+  const VF inv = hn::Set(df, static_cast<float>(1.0 / sum));
+  int64_t k = 0;
+  for (; k + N <= n; k += N) hn::StoreU(hn::Mul(hn::LoadU(df, x + k), inv), df, x + k);
+  if (k < n) {
+    const auto m = hn::FirstN(df, static_cast<size_t>(n - k));
+    hn::BlendedStore(hn::Mul(hn::MaskedLoad(m, df, x + k), inv), m, df, x + k);
+  }
+  return std::log(sum) + mx;
+}
+
+float exp_sum(float* x, int64_t n, float* running_max) {
+  *running_max = max_of(x, n, *running_max);
+  return static_cast<float>(exp_shifted_sum(x, n, *running_max));
 }
 
 // silu(g) * u = g / (1 + exp(-g)) * u. exp's argument is capped at 88 (exp(88) is finite in

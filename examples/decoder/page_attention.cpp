@@ -44,6 +44,8 @@ void attend_run(std::span<const KvPage> pages, int64_t first, int64_t last, cons
   const auto rows = [&](int64_t i, int64_t offset) {
     return reinterpret_cast<const T*>(page(i).base) + s.layer_offset + offset;
   };
+  int64_t run_tokens = 0;
+  for (int64_t i = first; i < last; ++i) run_tokens += page(i).num_tokens;
   std::fill(run_out, run_out + H * hd, 0.0f);
   for (int64_t g = 0; g < KV; ++g) {
     const int64_t k_at = g * hd, v_at = (KV + g) * hd;
@@ -53,8 +55,6 @@ void attend_run(std::span<const KvPage> pages, int64_t first, int64_t last, cons
       matmul_rows(q + g * group * hd, group, hd, rows(i, k_at), page(i).num_tokens, s.kv_floats,
                   scores + j, ld_scores);
     }
-    int64_t run_tokens = 0;
-    for (int64_t i = first; i < last; ++i) run_tokens += page(i).num_tokens;
     for (int64_t r = 0; r < group; ++r) {
       const int64_t h = g * group + r;
       float* row = scores + r * ld_scores;
