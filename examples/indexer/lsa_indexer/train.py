@@ -89,8 +89,10 @@ def make_scorer(params: Params, shape: IndexerShape, dump: Dump, query_tap: int,
     return scorer
 
 
-def train(dump: Dump, cfg: TrainConfig, sampler: SamplerConfig, log=print) -> tuple[Params, IndexerShape, dict]:
-    """Returns the parameters of the best validation step, the shape and the training record."""
+def train(dump: Dump, cfg: TrainConfig, sampler: SamplerConfig, log=print,
+          evaluated=None) -> tuple[Params, IndexerShape, dict]:
+    """Returns the parameters of the best validation step, the shape and the training record.
+    evaluated(step, params, shape), when given, sees the parameters at every evaluation."""
     shape = IndexerShape(int(dump.meta["d_model"]), cfg.num_heads, cfg.head_dim)
     train_refreshes, val_refreshes = dump.split()
     if len(train_refreshes) == 0 or len(val_refreshes) == 0:
@@ -137,6 +139,8 @@ def train(dump: Dump, cfg: TrainConfig, sampler: SamplerConfig, log=print) -> tu
                      "seconds": round(time.time() - t0, 1)}
             record["validation"].append(entry)
             log(json.dumps(entry))
+            if evaluated is not None:
+                evaluated(i, params, shape)
             if m["recall@0.1"] > best:
                 best, best_params, best_step, waited = m["recall@0.1"], params, i, 0
             else:
@@ -154,6 +158,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--dump", required=True, help="lsa-indexer-dump output directory")
     p.add_argument("--out", required=True, help="the indexer file to write (GGUF)")
     p.add_argument("--record", help="write the training record (JSON) here")
+    p.add_argument("--checkpoints", help="also write the indexer file of every evaluation here "
+                   "(DIR/step-NNNNN.gguf), to compare steps end to end")
     d = TrainConfig()
     for name, value in asdict(d).items():
         p.add_argument("--" + name.replace("_", "-"), type=type(value), default=value)
@@ -172,16 +178,24 @@ def main(argv: list[str] | None = None) -> int:
     cfg = TrainConfig(**{k: getattr(a, k) for k in asdict(TrainConfig())})
     sampler = SamplerConfig(max_positives=a.max_positives, negatives_per_positive=a.negatives_per_positive,
                             sink_chunks=a.sink_chunks, recent_chunks=a.recent_chunks, min_layers=a.min_layers)
-    params, shape, record = train(dump, cfg, sampler, log=lambda s: print(s, flush=True))
     # The dump's settings and sizes, without its paths (command, model, text): the same data
     # written into another directory gives the same file, bit for bit.
     dump_facts = {k: v for k, v in dump.meta.items() if k not in ("command", "model", "text")}
     dump_facts["model_file"] = Path(str(dump.meta["model"])).name
-    description = json.dumps({"train": asdict(cfg), "sampler": asdict(sampler), "dump": dump_facts,
-                              "best_step": record["best_step"]}, sort_keys=True)
-    export.write(a.out, export.IndexerFile(shape, {k: np.asarray(v) for k, v in params.items()},
-                                           cfg.query_tap, cfg.key_tap, dump.chunk_tokens,
-                                           int(dump.meta["model_layers"]), description, {}))
+
+    def write(path: str | Path, params: Params, shape: IndexerShape, step: int) -> None:
+        description = json.dumps({"train": asdict(cfg), "sampler": asdict(sampler), "dump": dump_facts,
+                                  "best_step": step}, sort_keys=True)
+        export.write(path, export.IndexerFile(shape, {k: np.asarray(v) for k, v in params.items()},
+                                              cfg.query_tap, cfg.key_tap, dump.chunk_tokens,
+                                              int(dump.meta["model_layers"]), description, {}))
+
+    evaluated = None
+    if a.checkpoints:
+        Path(a.checkpoints).mkdir(parents=True, exist_ok=True)
+        evaluated = lambda step, p, shape: write(Path(a.checkpoints) / f"step-{step:05d}.gguf", p, shape, step)  # noqa: E731
+    params, shape, record = train(dump, cfg, sampler, log=lambda s: print(s, flush=True), evaluated=evaluated)
+    write(a.out, params, shape, record["best_step"])
     if a.record:
         with open(a.record, "w") as f:
             json.dump(record, f, indent=1)

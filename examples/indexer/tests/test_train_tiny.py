@@ -20,7 +20,11 @@ def test_a_tiny_training_run_learns_the_planted_rule(tmp_path: Path, rank_weight
                       lr=3e-3, warmup=20, eval_every=50, patience=100, special_weight=1.0,
                       rank_weight=rank_weight)
     sampler = SamplerConfig(max_positives=16)
-    params, shape, record = train(d, cfg, sampler, log=lambda s: None)
+    seen: dict[int, dict] = {}
+    params, shape, record = train(d, cfg, sampler, log=lambda s: None,
+                                  evaluated=lambda step, p, _: seen.update({step: p}))
+    assert sorted(seen) == [v["step"] for v in record["validation"]] == list(range(50, 301, 50))
+    assert all(np.array_equal(params[k], seen[record["best_step"]][k]) for k in params)
     first, last = record["validation"][0], record["validation"][-1]
     assert last["loss"] < loss_ratio * first["loss"]
     _, val = d.split()
