@@ -135,7 +135,7 @@ def train(dump: Dump, cfg: TrainConfig, sampler: SamplerConfig, log=print,
         if i % cfg.eval_every == 0 or i == cfg.steps:
             scorer = make_scorer(params, shape, dump, cfg.query_tap, cfg.key_tap)
             m = metrics.evaluate(dump, val_refreshes, scorer, sampler, probabilities=True)
-            entry = {"step": i, "loss": float(np.mean(losses[-cfg.eval_every:])), **m,
+            entry = {"step": i, "train_loss": float(np.mean(losses[-cfg.eval_every:])), **m,
                      "seconds": round(time.time() - t0, 1)}
             record["validation"].append(entry)
             log(json.dumps(entry))

@@ -26,7 +26,7 @@ def test_a_tiny_training_run_learns_the_planted_rule(tmp_path: Path, rank_weight
     assert sorted(seen) == [v["step"] for v in record["validation"]] == list(range(50, 301, 50))
     assert all(np.array_equal(params[k], seen[record["best_step"]][k]) for k in params)
     first, last = record["validation"][0], record["validation"][-1]
-    assert last["loss"] < loss_ratio * first["loss"]
+    assert last["train_loss"] < loss_ratio * first["train_loss"]
     _, val = d.split()
     learned = metrics.evaluate(d, val, make_scorer(params, shape, d, 30, 30), sampler)
     rng = np.random.default_rng(0)
