@@ -50,6 +50,7 @@ struct Options {
   int64_t synthetic_min_tokens = 1024;
   int64_t synthetic_max_tokens = 4096;
   int32_t max_notes = 4;
+  NoteStyle notes = NoteStyle::kClassic;
   uint64_t seed = 1;
   int threads = 0;
   DumpConfig dump;
@@ -68,6 +69,8 @@ void print_help() {
       "  --synthetic-docs N       synthetic retrieval documents (default 100)\n"
       "  --synthetic-tokens A,B   their length, uniform in [A, B] (default 1024,4096)\n"
       "  --max-notes N            notes per synthetic document, 1..N (default 4)\n"
+      "  --notes classic|varied   note templates: the shipped indexer's 5, or 14 with\n"
+      "                           same-template documents and 3 instructions (default classic)\n"
       "  --taps LIST              layers whose entering residual stream is a feature (default "
       "15,30)\n"
       "  --chunk-tokens N         tokens per chunk (default 16)\n"
@@ -116,6 +119,12 @@ Options parse(int argc, char** argv) {
       o.synthetic_max_tokens = v[1];
     } else if (a == "--max-notes") {
       o.max_notes = static_cast<int32_t>(parse_int(a, args.value(), 1, 64));
+    } else if (a == "--notes") {
+      const std::string v = args.value();
+      if (v != "classic" && v != "varied") {
+        usage_error(fmt::format("--notes takes classic or varied (got '{}')", v));
+      }
+      o.notes = v == "classic" ? NoteStyle::kClassic : NoteStyle::kVaried;
     } else if (a == "--taps") {
       o.dump.taps.clear();
       for (const int64_t l : int_list(a, args.value(), 0, 1 << 16)) {
@@ -218,8 +227,8 @@ int run(int argc, char** argv) {
       const int64_t n = o.synthetic_min_tokens +
                         static_cast<int64_t>(lengths.below(static_cast<uint64_t>(
                             o.synthetic_max_tokens - o.synthetic_min_tokens + 1)));
-      const SyntheticDoc doc =
-          make_synthetic_doc(tok, text, n, o.max_notes, lsa_decode::mix64(o.seed) ^ static_cast<uint64_t>(i));
+      const SyntheticDoc doc = make_synthetic_doc(
+          tok, text, n, o.max_notes, lsa_decode::mix64(o.seed) ^ static_cast<uint64_t>(i), o.notes);
       // Every position of the question and the answer is a refresh: where the eval's settings
       // refresh (question start, answer start) and what a shorter interval sees in between.
       std::vector<SpecialRefresh> special;
@@ -228,6 +237,8 @@ int run(int argc, char** argv) {
       }
       log_doc("synthetic", i, static_cast<int64_t>(doc.tokens.size()),
               dump_document(model, doc.tokens, DocKind::kSynthetic, special, o.dump, writer));
+      fmt::print(stderr, "  {} notes; asked: {} -> {}\n", doc.note_positions.size(), doc.question,
+                 doc.answer);
     }
   }
   const LabelConfig& l = o.dump.labels;
@@ -237,13 +248,18 @@ int run(int argc, char** argv) {
       "  \"chunk_tokens\": {},\n  \"lookahead\": {},\n  \"top_p\": {},\n  \"min_layers\": {},\n"
       "  \"refresh_stride\": {},\n  \"min_history\": {},\n  \"seed\": {},\n  \"text\": \"{}\",\n"
       "  \"text_docs\": {},\n  \"text_doc_tokens\": {},\n  \"synthetic_docs\": {},\n"
-      "  \"synthetic_tokens\": [{}, {}],\n  \"max_notes\": {},\n  \"docs\": {},\n  \"chunks\": {},\n"
+      "  \"synthetic_tokens\": [{}, {}],\n  \"max_notes\": {},\n{}  \"docs\": {},\n"
+      "  \"chunks\": {},\n"
       "  \"refreshes\": {},\n  \"tokens\": {}\n}}\n",
       json_escape(command_line(argc, argv)), json_escape(o.model), mc.num_layers, mc.num_heads,
       mc.d_model, fmt::join(o.dump.taps, ", "), l.chunk_tokens, l.lookahead, l.top_p,
       l.min_layers, o.dump.refresh_stride, o.dump.min_history, o.seed, json_escape(o.text),
       o.text_docs, o.text_doc_tokens, o.synthetic_docs, o.synthetic_min_tokens,
-      o.synthetic_max_tokens, o.max_notes, writer.num_docs(), writer.num_chunks(),
+      o.synthetic_max_tokens, o.max_notes,
+      // Named only when varied: classic dumps keep the meta (and so the indexer description)
+      // they had before the option existed, and the shipped file reproduces bit for bit.
+      o.notes == NoteStyle::kVaried ? "  \"notes\": \"varied\",\n" : "", writer.num_docs(),
+      writer.num_chunks(),
       writer.num_refreshes(), tokens_done);
   writer.finish(meta);
   fmt::print(stderr, "wrote {} documents, {} chunks, {} refreshes to {} in {:.0f} s\n",
