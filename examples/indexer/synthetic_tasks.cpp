@@ -52,12 +52,15 @@ constexpr uint64_t kClassicKinds = 5;
 constexpr uint64_t kNoteKinds = 14;
 
 // A note of template `kind`, or of one drawn (after its name) from the first `kinds` templates
-// when kind < 0; its names, objects and numbers drawn.
+// when kind < 0; its names, objects and numbers drawn. At most one draw per expression: C++
+// leaves the order of operands unspecified, and g++ takes them right to left; the statements
+// keep the order g++ gave the shipped indexer's data, on any compiler.
 Note make_note(Draws& draws, int64_t kind, uint64_t kinds) {
   const std::string& name = pick(SyntheticVocabulary::names(), draws);
   switch (kind >= 0 ? static_cast<uint64_t>(kind) : draws.below(kinds)) {
     case 0: {
-      const std::string code = number(draws, 4) + "-" + number(draws, 4);
+      const std::string second = number(draws, 4);
+      const std::string code = number(draws, 4) + "-" + second;
       return {fmt::format("{}'s locker combination is {}.", name, code),
               fmt::format("What is {}'s locker combination?", name),
               fmt::format("{}'s locker combination is", name), code};
@@ -92,7 +95,9 @@ Note make_note(Draws& draws, int64_t kind, uint64_t kinds) {
     }
     case 5: {
       const std::string& street = pick(kStreets, draws);
-      const std::string phone = number(draws, 3) + "-" + number(draws, 3) + "-" + number(draws, 4);
+      const std::string line = number(draws, 4);
+      const std::string exchange = number(draws, 3);
+      const std::string phone = number(draws, 3) + "-" + exchange + "-" + line;
       return {fmt::format("The bakery on {} Street can be reached at {}.", street, phone),
               fmt::format("At which number can the bakery on {} Street be reached?", street),
               fmt::format("The bakery on {} Street can be reached at", street), phone};
@@ -106,15 +111,17 @@ Note make_note(Draws& draws, int64_t kind, uint64_t kinds) {
     }
     case 7: {
       const std::string& colour = pick(kColours, draws);
-      const std::string word = pick(kAnimals, draws) + number(draws, 3);
+      const std::string digits = number(draws, 3);
+      const std::string word = pick(kAnimals, draws) + digits;
       return {fmt::format("The password for the {} gate is {}.", colour, word),
               fmt::format("What is the password for the {} gate?", colour),
               fmt::format("The password for the {} gate is", colour), word};
     }
     case 8: {
       const std::string& month = pick(kMonths, draws);
-      const std::string date =
-          fmt::format("{} {}, {}", month, 10 + draws.below(19), 1800 + draws.below(220));
+      const uint64_t year = 1800 + draws.below(220);
+      const uint64_t day = 10 + draws.below(19);
+      const std::string date = fmt::format("{} {}, {}", month, day, year);
       return {fmt::format("{} signed the lease on {}.", name, date),
               fmt::format("On what date did {} sign the lease?", name),
               fmt::format("{} signed the lease on", name), date};
@@ -135,8 +142,8 @@ Note make_note(Draws& draws, int64_t kind, uint64_t kinds) {
               fmt::format("{} keeps account", name), account};
     }
     case 11: {
-      const std::string room =
-          std::string(1, static_cast<char>('A' + draws.below(8))) + number(draws, 3);
+      const std::string digits = number(draws, 3);
+      const std::string room = std::string(1, static_cast<char>('A' + draws.below(8))) + digits;
       return {fmt::format("Professor {} teaches in room {}.", name, room),
               fmt::format("In which room does Professor {} teach?", name),
               fmt::format("Professor {} teaches in room", name), room};
