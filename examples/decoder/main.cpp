@@ -80,7 +80,8 @@ void print_help() {
       "      --dense            every KV page resident (the reference)\n"
       "      --budget B         resident pages: a fraction of the context's pages (0 < B <= 1)\n"
       "                         or a page count (B > 1); default 0.1\n"
-      "      --chunk-tokens N   tokens per scored chunk (default 16)\n"
+      "      --chunk-tokens N   tokens per scored chunk (default 16; the learned scorer uses its\n"
+      "                         indexer's chunks, keeping the page, sink and recent tokens)\n"
       "      --page-chunks N    chunks per page (default 1)\n"
       "      --interval N       decode steps between refreshes (default 64)\n"
       "      --scorer NAME      bound (Quest min/max keys, default), centroid, learned (the trained\n"
@@ -309,6 +310,7 @@ int run(int argc, char** argv) {
   ForwardTaps taps;
   if (cache.scorer == ScorerKind::kLearned) {
     cache.indexer = IndexerFile::load(o.indexer);
+    cache = with_chunk_tokens(std::move(cache), cache.indexer->chunk_tokens());
     taps = indexer_taps(*cache.indexer);
   }
   if (o.bench) return bench(o, model, cache, taps);

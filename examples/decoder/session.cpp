@@ -254,6 +254,28 @@ KvType parse_kv_type(const std::string& name) {
 
 const char* kv_name(KvType type) { return type == KvType::kF16 ? "f16" : "f32"; }
 
+CacheOptions with_chunk_tokens(CacheOptions o, int32_t chunk_tokens) {
+  if (chunk_tokens < 1) throw DecodeError(fmt::format("chunk tokens must be >= 1 (got {})", chunk_tokens));
+  if (chunk_tokens == o.chunk_tokens) return o;
+  const auto rechunk = [&](int64_t chunks, const char* what) {
+    const int64_t tokens = chunks * o.chunk_tokens;
+    if (tokens % chunk_tokens != 0 || tokens / chunk_tokens > (int64_t{1} << 30)) {
+      throw DecodeError(fmt::format(
+          "the {} ({} chunk(s) of {} tokens) is not a whole number of the indexer's {}-token chunks",
+          what, chunks, o.chunk_tokens, chunk_tokens));
+    }
+    return static_cast<int32_t>(tokens / chunk_tokens);
+  };
+  const int32_t page_chunks = rechunk(o.page_chunks, "page");
+  const int32_t sink_chunks = rechunk(o.sink_chunks, "sink");
+  const int32_t recent_chunks = rechunk(o.recent_chunks, "recent span");
+  o.page_chunks = page_chunks;
+  o.sink_chunks = sink_chunks;
+  o.recent_chunks = recent_chunks;
+  o.chunk_tokens = chunk_tokens;
+  return o;
+}
+
 lsa::CacheConfig make_cache_config(const ModelConfig& m, const CacheOptions& o) {
   if (o.max_tokens < 1) throw DecodeError(fmt::format("max tokens must be >= 1 (got {})", o.max_tokens));
   if (o.current_query && o.interval != 1) {

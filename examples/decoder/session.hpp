@@ -63,6 +63,12 @@ KvType parse_kv_type(const std::string& name);
 /// "f32" / "f16".
 const char* kv_name(KvType type);
 
+/// `o` cut into chunks of `chunk_tokens` tokens that span the same pages, sink and recent tokens:
+/// a learned indexer scores chunks of the size it was trained on, while the pages (and so the
+/// budget and what attention reads) stay as configured. Throws DecodeError naming the span that is
+/// not a whole number of such chunks.
+CacheOptions with_chunk_tokens(CacheOptions o, int32_t chunk_tokens);
+
 /// The lsa configuration these options give for `model` (kmax, slots, scorer shapes).
 lsa::CacheConfig make_cache_config(const ModelConfig& model, const CacheOptions& options);
 

@@ -129,6 +129,7 @@ CacheOptions cache_options(const Method& method, int64_t max_tokens, const Cache
       }
       o.scorer = ScorerKind::kLearned;
       o.indexer = std::move(indexer);
+      o = with_chunk_tokens(std::move(o), o.indexer->chunk_tokens());
       break;
     case MethodKind::kQuest:
       o.scorer = ScorerKind::kBound;

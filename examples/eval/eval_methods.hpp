@@ -71,7 +71,8 @@ struct CacheShape {
 
 /// The session options of `method` for a context of `max_tokens` tokens (prompt + generated).
 /// An oracle method needs `oracle`, the reference run's attention, a learned one `indexer` (others
-/// ignore them).
+/// ignore them). A learned method scores chunks of the indexer's size over the same pages, sink
+/// and recent tokens (with_chunk_tokens).
 CacheOptions cache_options(const Method& method, int64_t max_tokens, const CacheShape& shape = {},
                            std::shared_ptr<const FutureAttention> oracle = nullptr,
                            std::shared_ptr<const IndexerFile> indexer = nullptr);

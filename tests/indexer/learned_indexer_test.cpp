@@ -1,5 +1,6 @@
 // The learned indexer on the C++ side against the trainer's forward pass (the fixture file the
-// Python package writes, tests/indexer/data), its file checks, and a decoding session that uses it.
+// Python package writes, tests/indexer/data), its file checks, and decoding sessions that use it
+// (in its chunks, over the pages configured).
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <fmt/format.h>
@@ -10,6 +11,7 @@
 #include <lsa/lsa.hpp>
 
 #include "error.hpp"
+#include "eval_methods.hpp"
 #include "indexer_file.hpp"
 #include "session.hpp"
 #include "support/gguf_builder.hpp"
@@ -248,4 +250,95 @@ TEST_CASE("learned indexer: a decoding session scores with it, and a covering bu
   CHECK_THROWS_WITH(session->append_prefill(bare), Catch::Contains("taps (layers 1 and 3)"));
   o.indexer = nullptr;
   CHECK_THROWS_WITH(ld::make_session(tiny.model, o), Catch::Contains("needs an indexer file"));
+}
+
+TEST_CASE("learned indexer: sessions score its chunks over the pages, sink and recent tokens configured",
+          "[indexer][learned]") {
+  const Bytes bytes = indexer_bytes();  // chunks of 4 tokens
+  const auto file = ld::IndexerFile::from(ld::GgufFile::parse(bytes, "indexer.gguf"));
+  ld::CacheOptions o;  // chunks of 16 tokens, one per page
+  o.sink_chunks = 1;
+  o.recent_chunks = 4;
+  o.budget_fraction = 0.25;
+  const ld::CacheOptions fine = ld::with_chunk_tokens(o, 4);
+  CHECK(fine.chunk_tokens == 4);
+  CHECK(fine.page_chunks == 4);
+  CHECK(fine.sink_chunks == 4);
+  CHECK(fine.recent_chunks == 16);
+  CHECK(fine.budget_fraction == 0.25);
+  CHECK(ld::with_chunk_tokens(fine, 4).page_chunks == 4);
+  CHECK(ld::with_chunk_tokens(fine, 16).page_chunks == 1);
+
+  ld::CacheOptions odd = o;
+  odd.sink_chunks = 3;
+  odd.chunk_tokens = 4;
+  odd.page_chunks = 8;
+  CHECK_THROWS_WITH(ld::with_chunk_tokens(odd, 8), Catch::Contains("the sink (3 chunk(s) of 4 tokens)"));
+  odd.sink_chunks = 2;
+  CHECK_NOTHROW(ld::with_chunk_tokens(odd, 8));
+  CHECK_THROWS_WITH(ld::with_chunk_tokens(o, 32), Catch::Contains("the page (1 chunk(s) of 16 tokens)"));
+  CHECK_THROWS_WITH(ld::with_chunk_tokens(o, 0), Catch::Contains("chunk tokens must be >= 1"));
+
+  // The same pages and budget as the bound scorer's, scored in the indexer's chunks.
+  const tiny_llama::Model tiny;
+  const ld::ModelConfig& m = tiny.model.config();
+  o.max_tokens = 1024;
+  const lsa::CacheConfig bound = ld::make_cache_config(m, o);
+  ld::CacheOptions learned = fine;
+  learned.max_tokens = 1024;
+  learned.scorer = ld::ScorerKind::kLearned;
+  learned.indexer = file;
+  const lsa::CacheConfig c = ld::make_cache_config(m, learned);
+  CHECK(c.chunk_tokens == 4);
+  CHECK(c.page_chunks * c.chunk_tokens == bound.page_chunks * bound.chunk_tokens);
+  CHECK(c.policy.kmax_pages == bound.policy.kmax_pages);
+  CHECK(c.num_slots == bound.num_slots);
+  o.scorer = ld::ScorerKind::kLearned;  // chunks of 16 handed to a 4-token indexer are refused
+  o.indexer = file;
+  CHECK_THROWS_WITH(ld::make_cache_config(m, o), Catch::Contains("chunks of 4 tokens, not 16"));
+
+  // lsa-eval's learned methods rechunk its shape; the other methods keep it.
+  const ld::CacheOptions eval_learned =
+      ld::cache_options({ld::MethodKind::kLearned, 0.15, 64}, 2048, ld::CacheShape{}, nullptr, file);
+  CHECK(eval_learned.chunk_tokens == 4);
+  CHECK(eval_learned.page_chunks == 4);
+  CHECK(eval_learned.sink_chunks == 4);
+  CHECK(eval_learned.recent_chunks == 16);
+  const ld::CacheOptions eval_bound = ld::cache_options({ld::MethodKind::kLsa, 0.15, 64}, 2048);
+  CHECK(eval_bound.chunk_tokens == 16);
+  CHECK(eval_bound.page_chunks == 1);
+
+  // A session over the rechunked options decodes, and every page listed is dense's answer.
+  const std::vector<int32_t> ids = tiny_llama::tokens(90, m.vocab_size, 5);
+  const ld::ForwardTaps taps = ld::indexer_taps(*file);
+  std::vector<ld::TokenState> states;
+  tiny.model.prefill(std::span(ids).first(70), states, {}, [](int64_t, std::span<const float>) {}, {}, &taps);
+  auto run = [&](double budget) {
+    ld::CacheOptions s = ld::with_chunk_tokens(ld::CacheOptions{}, 4);
+    s.scorer = ld::ScorerKind::kLearned;
+    s.indexer = file;
+    s.budget_fraction = budget;
+    s.interval = 8;
+    s.max_tokens = 100;
+    auto session = ld::make_session(tiny.model, s);
+    session->append_prefill(states);
+    std::vector<std::vector<float>> logits;
+    int64_t most_pages = 0;
+    for (size_t i = 70; i < ids.size(); ++i) {
+      logits.push_back(session->decode(ids[i]));
+      most_pages = std::max<int64_t>(most_pages, static_cast<int64_t>(session->view_pages().size()));
+    }
+    return std::make_pair(logits, most_pages);
+  };
+  ld::CacheOptions dense_options;
+  dense_options.dense = true;
+  dense_options.max_tokens = 100;
+  auto dense = ld::make_session(tiny.model, dense_options);
+  dense->append_prefill(states);
+  std::vector<std::vector<float>> want;
+  for (size_t i = 70; i < ids.size(); ++i) want.push_back(dense->decode(ids[i]));
+  CHECK(run(1.0).first == want);
+  const auto [sparse, pages] = run(0.5);
+  CHECK(pages <= 4);  // ceil(0.5 * 7 pages of 16 tokens)
+  CHECK(sparse != want);
 }
