@@ -309,8 +309,9 @@ int run(int argc, char** argv) {
   CacheOptions cache = o.cache;
   ForwardTaps taps;
   if (cache.scorer == ScorerKind::kLearned) {
-    cache.indexer = IndexerFile::load(o.indexer);
-    cache = with_chunk_tokens(std::move(cache), cache.indexer->chunk_tokens());
+    std::shared_ptr<const IndexerFile> indexer = IndexerFile::load(o.indexer);
+    cache = with_chunk_tokens(std::move(cache), indexer->chunk_tokens());
+    cache.indexer = std::move(indexer);
     taps = indexer_taps(*cache.indexer);
   }
   if (o.bench) return bench(o, model, cache, taps);
@@ -361,12 +362,14 @@ int run(int argc, char** argv) {
              "prefill {} tokens in {:.2f} s ({:.1f} tok/s); decode {} tokens in {:.2f} s ({:.1f} tok/s)\n",
              prompt.size(), prefill_s, static_cast<double>(prompt.size()) / prefill_s, out.size(), decode_s,
              out.empty() ? 0.0 : static_cast<double>(out.size()) / decode_s);
-  fmt::print(stderr,
-             "KV: {} of {} pages resident ({:.1f}%, {:.1f} of {:.1f} MiB; {} tokens/page, kmax {}), "
-             "{} refreshes, {} pages recalled, {} evictions\n",
-             s.resident_pages, s.total_pages, 100.0 * s.resident_fraction,
-             static_cast<double>(s.resident_pages) * page_mib, static_cast<double>(s.total_pages) * page_mib,
-             cc.page_tokens(), cc.policy.kmax_pages, s.refreshes, s.recalled_pages, s.evictions);
+  fmt::print(
+      stderr,
+      "KV: {} of {} pages resident ({:.1f}%, {:.1f} of {:.1f} MiB; {} tokens/page in chunks of {}, "
+      "kmax {}), {} refreshes, {} pages recalled, {} evictions\n",
+      s.resident_pages, s.total_pages, 100.0 * s.resident_fraction,
+      static_cast<double>(s.resident_pages) * page_mib,
+      static_cast<double>(s.total_pages) * page_mib, cc.page_tokens(), cc.chunk_tokens,
+      cc.policy.kmax_pages, s.refreshes, s.recalled_pages, s.evictions);
   return 0;
 }
 

@@ -255,14 +255,16 @@ KvType parse_kv_type(const std::string& name) {
 const char* kv_name(KvType type) { return type == KvType::kF16 ? "f16" : "f32"; }
 
 CacheOptions with_chunk_tokens(CacheOptions o, int32_t chunk_tokens) {
-  if (chunk_tokens < 1) throw DecodeError(fmt::format("chunk tokens must be >= 1 (got {})", chunk_tokens));
+  if (chunk_tokens < 1)
+    throw DecodeError(fmt::format("chunk tokens must be >= 1 (got {})", chunk_tokens));
   if (chunk_tokens == o.chunk_tokens) return o;
   const auto rechunk = [&](int64_t chunks, const char* what) {
     const int64_t tokens = chunks * o.chunk_tokens;
     if (tokens % chunk_tokens != 0 || tokens / chunk_tokens > (int64_t{1} << 30)) {
-      throw DecodeError(fmt::format(
-          "the {} ({} chunk(s) of {} tokens) is not a whole number of the indexer's {}-token chunks",
-          what, chunks, o.chunk_tokens, chunk_tokens));
+      throw DecodeError(
+          fmt::format("the {} ({} chunk(s) of {} tokens) is not a whole number of the indexer's "
+                      "{}-token chunks",
+                      what, chunks, o.chunk_tokens, chunk_tokens));
     }
     return static_cast<int32_t>(tokens / chunk_tokens);
   };

@@ -257,7 +257,8 @@ int run(int argc, char** argv) {
     // A wrong indexer, or a shape its chunks do not divide, is refused before any run.
     const auto first = std::find_if(methods.begin(), methods.end(),
                                     [](const Method& m) { return m.kind == MethodKind::kLearned; });
-    make_cache_config(model.config(), cache_options(*first, longest + o.max_new, o.shape, nullptr, ctx.indexer));
+    (void)make_cache_config(
+        model.config(), cache_options(*first, longest + o.max_new, o.shape, nullptr, ctx.indexer));
   }
   ctx.shape = o.shape;
   ctx.max_new = o.max_new;
@@ -344,12 +345,14 @@ int run(int argc, char** argv) {
        fmt::format("{} threads (decode tokens/s are side by side in this run)", threads)},
   };
   if (ctx.indexer) {
-    const CacheOptions learned = with_chunk_tokens(cache_options(Method{}, 1, o.shape), ctx.indexer->chunk_tokens());
+    const CacheOptions learned =
+        with_chunk_tokens(cache_options(Method{}, 1, o.shape), ctx.indexer->chunk_tokens());
     run.facts.push_back(
-        {"indexer", fmt::format("`{}` (learned-iN methods): its chunks of {} tokens, {} per page, sink {} and "
-                                "recent {} chunks: the pages and token spans above",
-                                o.indexer, learned.chunk_tokens, learned.page_chunks,
-                                learned.sink_chunks, learned.recent_chunks)});
+        {"indexer",
+         fmt::format("`{}` (learned-iN methods): its chunks of {} tokens, {} per page, sink {} and "
+                     "recent {} chunks: the pages and token spans above",
+                     o.indexer, learned.chunk_tokens, learned.page_chunks, learned.sink_chunks,
+                     learned.recent_chunks)});
   }
   const ReportFiles files = write_report(run, o.results, o.name);
   fmt::print("{}", render_markdown(run, o.name));

@@ -127,9 +127,9 @@ CacheOptions cache_options(const Method& method, int64_t max_tokens, const Cache
       if (indexer == nullptr) {
         throw DecodeError(fmt::format("{} needs an indexer file (--indexer)", method.label()));
       }
+      o = with_chunk_tokens(std::move(o), indexer->chunk_tokens());
       o.scorer = ScorerKind::kLearned;
       o.indexer = std::move(indexer);
-      o = with_chunk_tokens(std::move(o), o.indexer->chunk_tokens());
       break;
     case MethodKind::kQuest:
       o.scorer = ScorerKind::kBound;

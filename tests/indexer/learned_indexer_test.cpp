@@ -252,8 +252,9 @@ TEST_CASE("learned indexer: a decoding session scores with it, and a covering bu
   CHECK_THROWS_WITH(ld::make_session(tiny.model, o), Catch::Contains("needs an indexer file"));
 }
 
-TEST_CASE("learned indexer: sessions score its chunks over the pages, sink and recent tokens configured",
-          "[indexer][learned]") {
+TEST_CASE(
+    "learned indexer: sessions score its chunks over the pages, sink and recent tokens configured",
+    "[indexer][learned]") {
   const Bytes bytes = indexer_bytes();  // chunks of 4 tokens
   const auto file = ld::IndexerFile::from(ld::GgufFile::parse(bytes, "indexer.gguf"));
   ld::CacheOptions o;  // chunks of 16 tokens, one per page
@@ -273,10 +274,12 @@ TEST_CASE("learned indexer: sessions score its chunks over the pages, sink and r
   odd.sink_chunks = 3;
   odd.chunk_tokens = 4;
   odd.page_chunks = 8;
-  CHECK_THROWS_WITH(ld::with_chunk_tokens(odd, 8), Catch::Contains("the sink (3 chunk(s) of 4 tokens)"));
+  CHECK_THROWS_WITH(ld::with_chunk_tokens(odd, 8),
+                    Catch::Contains("the sink (3 chunk(s) of 4 tokens)"));
   odd.sink_chunks = 2;
   CHECK_NOTHROW(ld::with_chunk_tokens(odd, 8));
-  CHECK_THROWS_WITH(ld::with_chunk_tokens(o, 32), Catch::Contains("the page (1 chunk(s) of 16 tokens)"));
+  CHECK_THROWS_WITH(ld::with_chunk_tokens(o, 32),
+                    Catch::Contains("the page (1 chunk(s) of 16 tokens)"));
   CHECK_THROWS_WITH(ld::with_chunk_tokens(o, 0), Catch::Contains("chunk tokens must be >= 1"));
 
   // The same pages and budget as the bound scorer's, scored in the indexer's chunks.
@@ -298,8 +301,8 @@ TEST_CASE("learned indexer: sessions score its chunks over the pages, sink and r
   CHECK_THROWS_WITH(ld::make_cache_config(m, o), Catch::Contains("chunks of 4 tokens, not 16"));
 
   // lsa-eval's learned methods rechunk its shape; the other methods keep it.
-  const ld::CacheOptions eval_learned =
-      ld::cache_options({ld::MethodKind::kLearned, 0.15, 64}, 2048, ld::CacheShape{}, nullptr, file);
+  const ld::CacheOptions eval_learned = ld::cache_options({ld::MethodKind::kLearned, 0.15, 64},
+                                                          2048, ld::CacheShape{}, nullptr, file);
   CHECK(eval_learned.chunk_tokens == 4);
   CHECK(eval_learned.page_chunks == 4);
   CHECK(eval_learned.sink_chunks == 4);
@@ -312,7 +315,8 @@ TEST_CASE("learned indexer: sessions score its chunks over the pages, sink and r
   const std::vector<int32_t> ids = tiny_llama::tokens(90, m.vocab_size, 5);
   const ld::ForwardTaps taps = ld::indexer_taps(*file);
   std::vector<ld::TokenState> states;
-  tiny.model.prefill(std::span(ids).first(70), states, {}, [](int64_t, std::span<const float>) {}, {}, &taps);
+  tiny.model.prefill(
+      std::span(ids).first(70), states, {}, [](int64_t, std::span<const float>) {}, {}, &taps);
   auto run = [&](double budget) {
     ld::CacheOptions s = ld::with_chunk_tokens(ld::CacheOptions{}, 4);
     s.scorer = ld::ScorerKind::kLearned;
@@ -326,7 +330,8 @@ TEST_CASE("learned indexer: sessions score its chunks over the pages, sink and r
     int64_t most_pages = 0;
     for (size_t i = 70; i < ids.size(); ++i) {
       logits.push_back(session->decode(ids[i]));
-      most_pages = std::max<int64_t>(most_pages, static_cast<int64_t>(session->view_pages().size()));
+      most_pages =
+          std::max<int64_t>(most_pages, static_cast<int64_t>(session->view_pages().size()));
     }
     return std::make_pair(logits, most_pages);
   };
