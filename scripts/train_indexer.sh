@@ -2,7 +2,7 @@
 # Reproduces the shipped memory indexer, examples/indexer/trained/SmolLM2-135M-Instruct.lsa-indexer.gguf
 # (docs/indexer.md): the training text (KJV Exodus-Revelation), one lsa-indexer-dump pass of the
 # model over it and over synthetic retrieval documents, then the JAX trainer with a fixed seed.
-# About 31 minutes for the dump and 10 for training on a 2-core machine.
+# About 34 minutes for the dump and 10 for training on a 2-core machine.
 # Usage: scripts/train_indexer.sh [--out FILE]   Env: LSA_BUILD_DIR (default build), LSA_WORK_DIR
 # (default $LSA_BUILD_DIR/indexer-training: text, dump, log).
 set -euo pipefail

@@ -17,7 +17,7 @@ import numpy as np  # noqa: E402
 
 from . import export, metrics  # noqa: E402
 from .dump import Dump  # noqa: E402
-from .sampler import SamplerConfig  # noqa: E402
+from .sampler import SamplerConfig, forced_chunks  # noqa: E402
 from .train import make_scorer  # noqa: E402
 
 
@@ -52,15 +52,18 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m lsa_indexer.evaluate", description=__doc__.split("\n")[0])
     p.add_argument("--dump", required=True)
     p.add_argument("--indexer", required=True)
-    p.add_argument("--sink-chunks", type=int, default=SamplerConfig.sink_chunks)
-    p.add_argument("--recent-chunks", type=int, default=SamplerConfig.recent_chunks)
+    p.add_argument("--sink-chunks", type=int, default=None,
+                   help="forced first chunks (default: 16 tokens of the dump's chunks)")
+    p.add_argument("--recent-chunks", type=int, default=None,
+                   help="forced last chunks (default: 64 tokens of the dump's chunks)")
     p.add_argument("--min-layers", type=int, default=None)
     p.add_argument("--kind", choices=("all", "text", "synthetic"), default="all",
                    help="documents whose refreshes count")
     a = p.parse_args(sys.argv[1:] if argv is None else argv)
     dump = Dump(a.dump)
     indexer = export.read(a.indexer)
-    cfg = SamplerConfig(sink_chunks=a.sink_chunks, recent_chunks=a.recent_chunks, min_layers=a.min_layers)
+    sink, recent = forced_chunks(dump.chunk_tokens, a.sink_chunks, a.recent_chunks)
+    cfg = SamplerConfig(sink_chunks=sink, recent_chunks=recent, min_layers=a.min_layers)
     _, val = dump.split()
     if a.kind != "all":
         kinds = np.asarray(dump.doc_kind)[np.asarray(dump.refresh_doc)[val]]

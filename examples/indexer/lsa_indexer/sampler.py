@@ -14,7 +14,7 @@ class SamplerConfig:
     max_positives: int = 64  # positives kept per refresh (a random subset beyond)
     negatives_per_positive: int = 3
     min_negatives: int = 8  # negatives of a refresh without positives
-    sink_chunks: int = 1
+    sink_chunks: int = 1  # forced chunks; the command lines derive both from the dump (forced_chunks)
     recent_chunks: int = 4
     min_layers: int | None = None  # relabel positives (None: the dump's)
 
@@ -22,6 +22,26 @@ class SamplerConfig:
     def width(self) -> int:
         """Candidates per refresh row in a batch."""
         return self.max_positives * (1 + self.negatives_per_positive)
+
+
+# What lsa-decode and lsa-eval keep resident whatever the scorer: the first 16 tokens (the sink)
+# and the last 64 (the recent window).
+SINK_TOKENS = 16
+RECENT_TOKENS = 64
+
+
+def forced_chunks(chunk_tokens: int, sink_chunks: int | None = None,
+                  recent_chunks: int | None = None) -> tuple[int, int]:
+    """The sink and recent window in chunks of `chunk_tokens` tokens: as given, or the decoder's
+    SINK_TOKENS and RECENT_TOKENS. Raises ValueError when those are not whole chunks."""
+    def chunks(given: int | None, tokens: int, what: str) -> int:
+        if given is not None:
+            return given
+        if chunk_tokens < 1 or tokens % chunk_tokens:
+            raise ValueError(f"the {what} window of {tokens} tokens is not a whole number of the dump's "
+                             f"{chunk_tokens}-token chunks: pass --{what}-chunks")
+        return tokens // chunk_tokens
+    return chunks(sink_chunks, SINK_TOKENS, "sink"), chunks(recent_chunks, RECENT_TOKENS, "recent")
 
 
 def unforced_range(position: int, num_candidates: int, chunk_tokens: int, cfg: SamplerConfig) -> tuple[int, int]:

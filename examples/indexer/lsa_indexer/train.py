@@ -36,7 +36,7 @@ from . import export, metrics  # noqa: E402
 from .dump import Dump, Refresh  # noqa: E402
 from .loss import binary_loss, mass_ranking_loss  # noqa: E402
 from .model import IndexerShape, Params, init_params, keys, queries, score_logits  # noqa: E402
-from .sampler import SamplerConfig, refresh_weights, sample_batch, sample_lists  # noqa: E402
+from .sampler import SamplerConfig, forced_chunks, refresh_weights, sample_batch, sample_lists  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -166,8 +166,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     s = SamplerConfig()
     p.add_argument("--max-positives", type=int, default=s.max_positives)
     p.add_argument("--negatives-per-positive", type=int, default=s.negatives_per_positive)
-    p.add_argument("--sink-chunks", type=int, default=s.sink_chunks)
-    p.add_argument("--recent-chunks", type=int, default=s.recent_chunks)
+    p.add_argument("--sink-chunks", type=int, default=None,
+                   help="forced first chunks (default: 16 tokens of the dump's chunks)")
+    p.add_argument("--recent-chunks", type=int, default=None,
+                   help="forced last chunks (default: 64 tokens of the dump's chunks)")
     p.add_argument("--min-layers", type=int, default=None, help="relabel positives (default: the dump's)")
     return p.parse_args(argv)
 
@@ -176,8 +178,9 @@ def main(argv: list[str] | None = None) -> int:
     a = parse_args(sys.argv[1:] if argv is None else argv)
     dump = Dump(a.dump)
     cfg = TrainConfig(**{k: getattr(a, k) for k in asdict(TrainConfig())})
+    sink, recent = forced_chunks(dump.chunk_tokens, a.sink_chunks, a.recent_chunks)
     sampler = SamplerConfig(max_positives=a.max_positives, negatives_per_positive=a.negatives_per_positive,
-                            sink_chunks=a.sink_chunks, recent_chunks=a.recent_chunks, min_layers=a.min_layers)
+                            sink_chunks=sink, recent_chunks=recent, min_layers=a.min_layers)
     # The dump's settings and sizes, without its paths (command, model, text): the same data
     # written into another directory gives the same file, bit for bit.
     dump_facts = {k: v for k, v in dump.meta.items() if k not in ("command", "model", "text")}

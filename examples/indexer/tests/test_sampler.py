@@ -1,9 +1,11 @@
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from lsa_indexer.dump import Dump
-from lsa_indexer.sampler import SamplerConfig, refresh_weights, sample_batch, sample_lists, unforced_range
+from lsa_indexer.sampler import (SamplerConfig, forced_chunks, refresh_weights, sample_batch, sample_lists,
+                                unforced_range)
 from planted_dump import write_planted_dump
 
 
@@ -62,3 +64,15 @@ def test_lists_hold_every_unforced_candidate_with_its_future_mass(tmp_path: Path
     again = sample_lists(d, rows, 30, 30, cfg, 3, np.random.default_rng(3))
     assert np.array_equal(narrow.chunks, again.chunks) and np.array_equal(narrow.mass, again.mass)
     assert narrow.mask.sum() == sum(min(3, int(b.mask[i].sum())) for i in range(len(rows)))
+
+
+def test_forced_chunks_keep_the_decoders_sink_and_recent_tokens_in_the_dumps_chunks() -> None:
+    assert forced_chunks(16) == (1, 4)   # 16 and 64 tokens
+    assert forced_chunks(4) == (4, 16)
+    assert forced_chunks(1) == (16, 64)
+    assert forced_chunks(4, 2, None) == (2, 16)   # given values win
+    assert forced_chunks(12, 1, 5) == (1, 5)
+    with pytest.raises(ValueError, match="sink window of 16 tokens.*12-token chunks: pass --sink-chunks"):
+        forced_chunks(12)
+    with pytest.raises(ValueError, match="recent window of 64 tokens.*48-token"):
+        forced_chunks(48, 1)
