@@ -2,10 +2,13 @@
 // Python package writes, tests/indexer/data), its file checks, and decoding sessions that use it
 // (in its chunks, over the pages configured).
 #include <catch2/catch.hpp>
+#include <algorithm>
 #include <cmath>
 #include <fmt/format.h>
 #include <memory>
+#include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <lsa/lsa.hpp>
@@ -72,6 +75,19 @@ std::string load_error(const Bytes& bytes) {
     return e.what();
   }
   return "";
+}
+
+// Decodes ids[from..] in `session`: each step's logits and the most pages a step's view listed.
+std::pair<std::vector<std::vector<float>>, int64_t> decode_rest(ld::Session& session,
+                                                                std::span<const int32_t> ids,
+                                                                size_t from) {
+  std::vector<std::vector<float>> logits;
+  int64_t most_pages = 0;
+  for (size_t i = from; i < ids.size(); ++i) {
+    logits.push_back(session.decode(ids[i]));
+    most_pages = std::max<int64_t>(most_pages, static_cast<int64_t>(session.view_pages().size()));
+  }
+  return {logits, most_pages};
 }
 
 }  // namespace
@@ -222,12 +238,7 @@ TEST_CASE("learned indexer: a decoding session scores with it, and a covering bu
     o.max_tokens = 100;
     auto session = ld::make_session(tiny.model, o);
     session->append_prefill(states);
-    std::vector<std::vector<float>> logits;
-    int64_t most_pages = 0;
-    for (size_t i = 70; i < ids.size(); ++i) {
-      logits.push_back(session->decode(ids[i]));
-      most_pages = std::max<int64_t>(most_pages, static_cast<int64_t>(session->view_pages().size()));
-    }
+    auto [logits, most_pages] = decode_rest(*session, ids, 70);
     return std::make_tuple(logits, most_pages, session->stats());
   };
   const auto [dense, dense_pages, dense_stats] = run(true, 1.0, 8);
@@ -326,22 +337,14 @@ TEST_CASE(
     s.max_tokens = 100;
     auto session = ld::make_session(tiny.model, s);
     session->append_prefill(states);
-    std::vector<std::vector<float>> logits;
-    int64_t most_pages = 0;
-    for (size_t i = 70; i < ids.size(); ++i) {
-      logits.push_back(session->decode(ids[i]));
-      most_pages =
-          std::max<int64_t>(most_pages, static_cast<int64_t>(session->view_pages().size()));
-    }
-    return std::make_pair(logits, most_pages);
+    return decode_rest(*session, ids, 70);
   };
   ld::CacheOptions dense_options;
   dense_options.dense = true;
   dense_options.max_tokens = 100;
   auto dense = ld::make_session(tiny.model, dense_options);
   dense->append_prefill(states);
-  std::vector<std::vector<float>> want;
-  for (size_t i = 70; i < ids.size(); ++i) want.push_back(dense->decode(ids[i]));
+  const std::vector<std::vector<float>> want = decode_rest(*dense, ids, 70).first;
   CHECK(run(1.0).first == want);
   const auto [sparse, pages] = run(0.5);
   CHECK(pages <= 4);  // ceil(0.5 * 7 pages of 16 tokens)
